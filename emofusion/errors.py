@@ -1,0 +1,25 @@
+"""Errors raised for bad input. Every message names the offending file, row or value."""
+
+
+class EmofusionError(Exception):
+    """Base class: anything the user can fix by changing their input."""
+
+
+class AudioError(EmofusionError):
+    """Audio that cannot be decoded, is empty, silent, too short or too long."""
+
+
+class ManifestError(EmofusionError):
+    """A CSV manifest with a missing column, bad row, duplicate id or missing file."""
+
+
+class CorpusError(EmofusionError):
+    """A corpus tree (e.g. IEMOCAP) that is missing files or has unexpected counts."""
+
+
+class TextError(EmofusionError):
+    """A transcript or word-vector file that cannot be used."""
+
+
+class ConfigError(EmofusionError):
+    """An unknown model name, label set or feature option."""
