@@ -1,0 +1,117 @@
+"""A trained model on disk: ``model.safetensors`` (weights, including the frozen word-vector table)
+and ``model.json`` (name, labels, model/training/feature configs, fitted feature state,
+provenance, metrics). Nothing is unpickled, so loading a model from an untrusted folder runs no code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from emofusion.errors import ConfigError
+from emofusion.features.pipeline import FeaturePipeline
+from emofusion.models import ModelConfig, build_model
+
+WEIGHTS_FILE = "model.safetensors"
+META_FILE = "model.json"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class TrainedModel:
+    name: str
+    labels: tuple[str, ...]
+    model: torch.nn.Module
+    pipeline: FeaturePipeline
+    meta: dict
+
+    @property
+    def modalities(self) -> frozenset[str]:
+        return self.pipeline.modalities
+
+
+def save_trained(
+    out_dir: str | Path,
+    *,
+    name: str,
+    labels: tuple[str, ...],
+    model: torch.nn.Module,
+    pipeline: FeaturePipeline,
+    model_config: ModelConfig,
+    extra: dict | None = None,
+) -> Path:
+    """Write weights and metadata atomically (each file renamed into place when complete)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    embedding = _embedding_shape(state)
+    meta = {
+        "format": FORMAT_VERSION,
+        "name": name,
+        "labels": list(labels),
+        "model_config": model_config.to_dict(),
+        "embedding_shape": embedding,
+        "pipeline": pipeline.state(),
+        **(extra or {}),
+    }
+    fd, tmp = tempfile.mkstemp(dir=out, suffix=".tmp")
+    os.close(fd)
+    save_file(state, tmp)
+    os.replace(tmp, out / WEIGHTS_FILE)
+    write_json_atomic(out / META_FILE, meta)
+    return out
+
+
+def load_trained(run_dir: str | Path, device: str | torch.device = "cpu") -> TrainedModel:
+    run = Path(run_dir)
+    meta_path, weights_path = run / META_FILE, run / WEIGHTS_FILE
+    if not meta_path.is_file() or not weights_path.is_file():
+        raise ConfigError(f"{run}: not a trained model folder (needs {META_FILE} and {WEIGHTS_FILE})")
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    if meta.get("format") != FORMAT_VERSION:
+        raise ConfigError(f"{run}: model format {meta.get('format')} is not {FORMAT_VERSION}")
+    state = load_file(str(weights_path))
+    embeddings = None
+    if meta.get("embedding_shape"):
+        # Placeholder of the right shape; load_state_dict fills in the real table.
+        embeddings = torch.zeros(meta["embedding_shape"], dtype=torch.float32)
+    labels = tuple(meta["labels"])
+    model = build_model(
+        meta["name"],
+        n_classes=len(labels),
+        embeddings=embeddings,
+        config=ModelConfig.from_dict(meta["model_config"]),
+    )
+    model.load_state_dict(state)
+    model.to(device).eval()
+    pipeline = FeaturePipeline.from_state(meta["pipeline"])
+    return TrainedModel(meta["name"], labels, model, pipeline, meta)
+
+
+def _embedding_shape(state: dict[str, torch.Tensor]) -> list[int] | None:
+    shapes = {tuple(v.shape) for k, v in state.items() if k.endswith("embedding.weight")}
+    if len(shapes) > 1:
+        raise ConfigError(f"model has several embedding tables {shapes}")
+    return list(shapes.pop()) if shapes else None
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=2, ensure_ascii=False, default=_json_default)
+    os.replace(tmp, path)
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value)}")

@@ -1,0 +1,48 @@
+"""`emofusion evaluate`: score a trained model on any manifest rows (e.g. data it never saw)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from emofusion.artifacts import load_trained
+from emofusion.cli.options import load_utterances
+from emofusion.errors import ConfigError
+from emofusion.experiments.scoring import score
+from emofusion.features.cache import FeatureCache
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("evaluate", help="score a trained model on a manifest", description=__doc__)
+    p.add_argument("run_dir", type=Path, help="a folder written by `emofusion train`")
+    p.add_argument("--manifest", required=True, type=Path)
+    p.add_argument("--sessions", nargs="+", default=None, help="score only these sessions")
+    p.add_argument("--cache", type=Path, default=None)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.set_defaults(func=run, ignore_text=False, ignore_audio=False)
+
+
+def run(args: argparse.Namespace) -> int:
+    trained = load_trained(args.run_dir, device=args.device)
+    utterances = load_utterances(args)
+    if args.sessions:
+        wanted = set(args.sessions)
+        found = {u.session for u in utterances}
+        if not wanted & found:
+            raise ConfigError(f"no rows in sessions {sorted(wanted)}; the manifest has {sorted(found)}")
+        utterances = [u for u in utterances if u.session in wanted]
+    cache = FeatureCache(trained.pipeline.acoustic, root=args.cache) if trained.pipeline.uses_speech else None
+    metrics, _ = score(trained, utterances, cache=cache, progress=not args.json)
+    if args.json:
+        print(json.dumps(metrics.to_json(), indent=2))
+        return 0
+    print(f"{trained.name} on {metrics.n} utterances of {args.manifest}")
+    print(f"WA {metrics.wa:.2%}   UA {metrics.ua:.2%}")
+    print("recall  " + "  ".join(f"{c} {metrics.per_class[c]:.2%}" for c in metrics.labels))
+    print("confusion (rows true, columns predicted):")
+    print("       " + " ".join(f"{c:>6}" for c in metrics.labels))
+    for c, row in zip(metrics.labels, metrics.confusion):
+        print(f"{c:>6} " + " ".join(f"{v:6.2f}" for v in row))
+    return 0

@@ -1,0 +1,42 @@
+"""Score a trained model on utterance records it may never have seen."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from emofusion.artifacts import TrainedModel
+from emofusion.errors import ConfigError
+from emofusion.evaluation.metrics import Metrics, compute_metrics
+from emofusion.features.cache import FeatureCache
+from emofusion.records import Utterance
+from emofusion.training.encode import encode_utterances, usable
+from emofusion.training.trainer import pick_device, predict_probabilities
+
+
+def predict_utterances(
+    trained: TrainedModel, utterances: list[Utterance], *, cache: FeatureCache | None = None, progress: bool = True
+) -> np.ndarray:
+    """Class probabilities (n, n_classes) for utterances carrying the model's modalities."""
+    if trained.pipeline.uses_speech and cache is None:
+        cache = FeatureCache(trained.pipeline.acoustic)
+    encoded = encode_utterances(trained.pipeline, utterances, labels=None, cache=cache, progress=progress)
+    device = next(trained.model.parameters()).device
+    return predict_probabilities(trained.model, encoded, device=pick_device(device))
+
+
+def score(
+    trained: TrainedModel, utterances: list[Utterance], *, cache: FeatureCache | None = None, progress: bool = True
+) -> tuple[Metrics, np.ndarray]:
+    """Metrics on the rows that carry the model's modalities, and the predicted class indices."""
+    rows = usable(utterances, trained.modalities)
+    if not rows:
+        raise ConfigError(
+            f"no rows carry what {trained.name} needs ({' and '.join(sorted(trained.modalities))})"
+        )
+    unknown = sorted({u.label for u in rows} - set(trained.labels))
+    if unknown:
+        raise ConfigError(f"labels {unknown} are not among the model's classes {list(trained.labels)}")
+    probabilities = predict_utterances(trained, rows, cache=cache, progress=progress)
+    predicted = probabilities.argmax(axis=1)
+    metrics = compute_metrics([u.label for u in rows], [trained.labels[i] for i in predicted], trained.labels)
+    return metrics, predicted

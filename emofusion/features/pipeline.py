@@ -1,0 +1,121 @@
+"""Utterances -> model inputs: the fitted state a trained model carries with it.
+
+A `FeaturePipeline` is fitted on the training split only (feature means/stds, the text
+vocabulary) and saved with the model, so evaluation and prediction transform data exactly as
+training did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from emofusion.errors import ConfigError
+from emofusion.features.acoustic import N_FEATURES, AcousticConfig, fit_frames
+from emofusion.features.text_encoder import TextConfig, TextEncoder
+from emofusion.features.word_vectors import WordVectors
+
+# Features with (near) zero variance in training (e.g. a chroma bin that never fires) keep std 1,
+# so standardising them does not blow up noise.
+MIN_STD = 1e-8
+
+
+@dataclass
+class SpeechInputs:
+    frames: np.ndarray  # (n, max_frames, 34) float32, standardised, zero after each length
+    lengths: np.ndarray  # (n,) int64
+
+
+class FeaturePipeline:
+    """Acoustic standardisation + text encoding, for the modalities a model uses."""
+
+    def __init__(
+        self,
+        modalities: frozenset[str],
+        acoustic: AcousticConfig | None = None,
+        mean: np.ndarray | None = None,
+        std: np.ndarray | None = None,
+        text_encoder: TextEncoder | None = None,
+    ):
+        self.modalities = frozenset(modalities)
+        self.acoustic = acoustic
+        self.mean = mean
+        self.std = std
+        self.text_encoder = text_encoder
+
+    @property
+    def uses_speech(self) -> bool:
+        return "speech" in self.modalities
+
+    @property
+    def uses_text(self) -> bool:
+        return "text" in self.modalities
+
+    @classmethod
+    def fit(
+        cls,
+        modalities: frozenset[str],
+        *,
+        train_frames: list[np.ndarray] | None = None,
+        train_texts: list[str] | None = None,
+        acoustic: AcousticConfig | None = None,
+        text_config: TextConfig | None = None,
+        vectors: WordVectors | None = None,
+    ) -> "FeaturePipeline":
+        """Fit on training data only: per-feature mean/std over the frames the model sees."""
+        pipeline = cls(modalities)
+        if pipeline.uses_speech:
+            if not train_frames:
+                raise ConfigError("a speech model needs training audio")
+            pipeline.acoustic = acoustic or AcousticConfig()
+            kept = [fit_frames(f, pipeline.acoustic) for f in train_frames]
+            stacked = np.concatenate([a[:n] for a, n in kept]).astype(np.float64)
+            pipeline.mean = stacked.mean(axis=0)
+            std = stacked.std(axis=0)
+            pipeline.std = np.where(std < MIN_STD, 1.0, std)
+        if pipeline.uses_text:
+            if not train_texts:
+                raise ConfigError("a text model needs training transcripts")
+            config = text_config or TextConfig()
+            pipeline.text_encoder = TextEncoder.build(
+                train_texts, vectors or WordVectors.load(config.vectors), config
+            )
+        return pipeline
+
+    def speech_inputs(self, frames: list[np.ndarray]) -> SpeechInputs:
+        """Cut/pad each utterance's frames to max_frames and standardise the real ones."""
+        assert self.acoustic is not None and self.mean is not None
+        n, t = len(frames), self.acoustic.max_frames
+        out = np.zeros((n, t, N_FEATURES), dtype=np.float32)
+        lengths = np.zeros(n, dtype=np.int64)
+        for i, f in enumerate(frames):
+            fitted, length = fit_frames(f, self.acoustic)
+            out[i, :length] = (fitted[:length] - self.mean) / self.std
+            lengths[i] = length
+        return SpeechInputs(out, lengths)
+
+    def text_inputs(self, texts: list[str]) -> list[np.ndarray]:
+        assert self.text_encoder is not None
+        return self.text_encoder.encode_many(texts)
+
+    # --- persistence: plain JSON-able state; the embedding table travels in the model weights
+    def state(self) -> dict:
+        return {
+            "modalities": sorted(self.modalities),
+            "acoustic": self.acoustic.to_dict() if self.acoustic else None,
+            "mean": self.mean.tolist() if self.mean is not None else None,
+            "std": self.std.tolist() if self.std is not None else None,
+            "text": self.text_encoder.state() if self.text_encoder else None,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict, embedding_matrix: np.ndarray | None = None) -> "FeaturePipeline":
+        pipeline = cls(frozenset(state["modalities"]))
+        if state.get("acoustic"):
+            pipeline.acoustic = AcousticConfig.from_dict(state["acoustic"])
+            pipeline.mean = np.asarray(state["mean"], dtype=np.float64)
+            pipeline.std = np.asarray(state["std"], dtype=np.float64)
+        if state.get("text"):
+            pipeline.text_encoder = TextEncoder.from_state(state["text"], embedding_matrix)
+        return pipeline

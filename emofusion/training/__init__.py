@@ -1,0 +1,1 @@
+"""Training: protocols (which sessions train/test), batching, the training loop and checkpoints."""

@@ -1,0 +1,66 @@
+"""Turn utterance records into an `EncodedSet` with a fitted `FeaturePipeline`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from emofusion.errors import ConfigError
+from emofusion.features.cache import FeatureCache
+from emofusion.features.pipeline import FeaturePipeline
+from emofusion.records import Utterance
+from emofusion.training.data import EncodedSet
+
+
+def modalities_of(model_name: str) -> frozenset[str]:
+    """Table-1 naming: S- speech, T- text, M- both."""
+    prefix = model_name[:1].upper()
+    return {"S": frozenset({"speech"}), "T": frozenset({"text"}), "M": frozenset({"speech", "text"})}[prefix]
+
+
+def usable(utterances: list[Utterance], modalities: frozenset[str]) -> list[Utterance]:
+    """The utterances that carry every modality a model needs."""
+    return [
+        u
+        for u in utterances
+        if ("speech" not in modalities or u.has_audio) and ("text" not in modalities or u.has_text)
+    ]
+
+
+def load_frames(
+    utterances: list[Utterance], cache: FeatureCache, *, progress: bool = True
+) -> list[np.ndarray]:
+    missing = [u.id for u in utterances if u.audio is None]
+    if missing:
+        raise ConfigError(f"{len(missing)} utterances have no audio, e.g. {missing[:3]}")
+    frames = cache.get_many([u.audio for u in utterances], progress=progress)
+    return [frames[str(u.audio)] for u in utterances]
+
+
+def encode_utterances(
+    pipeline: FeaturePipeline,
+    utterances: list[Utterance],
+    *,
+    labels: tuple[str, ...] | None,
+    cache: FeatureCache | None,
+    frames: list[np.ndarray] | None = None,
+    progress: bool = True,
+) -> EncodedSet:
+    """Model inputs for ``utterances``; labels outside ``labels`` are an error, None means -1."""
+    if labels is None:
+        label_ids = np.full(len(utterances), -1, dtype=np.int64)
+    else:
+        index = {c: i for i, c in enumerate(labels)}
+        unknown = sorted({u.label for u in utterances} - set(index))
+        if unknown:
+            raise ConfigError(f"labels {unknown} are not among the model's classes {list(labels)}")
+        label_ids = np.array([index[u.label] for u in utterances], dtype=np.int64)
+    encoded = EncodedSet(labels=label_ids)
+    if pipeline.uses_speech:
+        if frames is None:
+            if cache is None:
+                raise ConfigError("speech features need a feature cache or precomputed frames")
+            frames = load_frames(utterances, cache, progress=progress)
+        encoded.speech = pipeline.speech_inputs(frames)
+    if pipeline.uses_text:
+        encoded.tokens = pipeline.text_inputs([u.text or "" for u in utterances])
+    return encoded

@@ -1,0 +1,253 @@
+"""The training loop: fixed epochs, seeded, resumable, with a progress bar per epoch.
+
+Model selection never looks at held-out data: every run trains for exactly ``epochs`` epochs and
+the final weights are the model. A checkpoint is written atomically after each epoch; running the
+same command again resumes from it and gives the same weights as an uninterrupted run, because
+the shuffling generator and the global RNG state (dropout) are saved with the weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from emofusion.artifacts import META_FILE, TrainedModel, load_trained, save_trained
+from emofusion.errors import ConfigError
+from emofusion.features.acoustic import AcousticConfig
+from emofusion.features.cache import FeatureCache
+from emofusion.features.pipeline import FeaturePipeline
+from emofusion.features.text_encoder import TextConfig
+from emofusion.features.word_vectors import WordVectors
+from emofusion.models import ModelConfig, build_model, canonical_name
+from emofusion.records import Utterance
+from emofusion.training.config import TrainConfig
+from emofusion.training.data import EncodedSet, iterate_batches
+from emofusion.training.encode import encode_utterances, load_frames, modalities_of, usable
+
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def autocast(device: torch.device, enabled: bool):
+    # bf16 on CPU (fast matmuls on AVX512-BF16/AMX, fine on others) and on CUDA alike.
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def train(
+    model_name: str,
+    train_utterances: list[Utterance],
+    *,
+    labels: tuple[str, ...],
+    out_dir: str | Path,
+    cache: FeatureCache | None = None,
+    acoustic: AcousticConfig | None = None,
+    text_config: TextConfig | None = None,
+    vectors: WordVectors | None = None,
+    model_config: ModelConfig | None = None,
+    train_config: TrainConfig | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    provenance: dict | None = None,
+    on_epoch_end: Callable[[int, dict], None] | None = None,
+) -> TrainedModel:
+    """Train ``model_name`` on ``train_utterances`` and save it to ``out_dir``.
+
+    Re-running with the same arguments resumes an interrupted run, or returns the finished model.
+    """
+    name = canonical_name(model_name)
+    modalities = modalities_of(name)
+    train_config = train_config or TrainConfig()
+    model_config = model_config or ModelConfig()
+    acoustic = acoustic or AcousticConfig()
+    text_config = text_config or TextConfig()
+    device = pick_device(device)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    data = usable(train_utterances, modalities)
+    if not data:
+        raise ConfigError(f"{name} needs {' and '.join(sorted(modalities))}; no training utterance has it")
+    fingerprint = _fingerprint(name, data, labels, seed, acoustic, text_config, model_config, train_config)
+    finished = _finished_model(out, fingerprint, device)
+    if finished is not None:
+        return finished
+
+    frames = load_frames(data, cache or FeatureCache(acoustic), progress=progress) if "speech" in modalities else None
+    pipeline = FeaturePipeline.fit(
+        modalities,
+        train_frames=frames,
+        train_texts=[u.text for u in data] if "text" in modalities else None,
+        acoustic=acoustic,
+        text_config=text_config,
+        vectors=vectors,
+    )
+    encoded = encode_utterances(pipeline, data, labels=labels, cache=None, frames=frames, progress=progress)
+
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    embeddings = None
+    if pipeline.text_encoder is not None:
+        embeddings = torch.from_numpy(pipeline.text_encoder.embedding_matrix)
+    model = build_model(name, n_classes=len(labels), embeddings=embeddings, config=model_config).to(device)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=train_config.learning_rate)
+    generator = torch.Generator().manual_seed(seed)
+
+    start_epoch, history = _resume(out / CHECKPOINT_FILE, fingerprint, model, optimizer, generator)
+    started = time.time()
+    for epoch in range(start_epoch, train_config.epochs):
+        stats = _train_epoch(model, encoded, optimizer, generator, train_config, device, epoch, progress)
+        history.append(stats)
+        _save_checkpoint(out / CHECKPOINT_FILE, fingerprint, epoch + 1, model, optimizer, generator, history)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1, stats)
+
+    extra = {
+        "fingerprint": fingerprint,
+        "seed": seed,
+        "train_config": train_config.to_dict(),
+        "history": history,
+        "train_seconds": round(time.time() - started, 2),
+        "n_train": len(data),
+        "provenance": {**_provenance(), **(provenance or {})},
+    }
+    save_trained(out, name=name, labels=labels, model=model, pipeline=pipeline, model_config=model_config, extra=extra)
+    (out / CHECKPOINT_FILE).unlink(missing_ok=True)
+    model.eval()
+    return load_trained(out, device)
+
+
+def _train_epoch(model, encoded: EncodedSet, optimizer, generator, cfg: TrainConfig, device, epoch, progress) -> dict:
+    model.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    batches = list(
+        iterate_batches(
+            encoded, cfg.batch_size, device=device, shuffle=True, bucket=cfg.bucket_by_length, generator=generator
+        )
+    )
+    bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False, disable=not progress)
+    for inputs, targets, _ in bar:
+        with autocast(device, cfg.bf16):
+            logits = model(**inputs)
+        loss = F.cross_entropy(logits.float(), targets)
+        if getattr(model, "uses_l2", False):
+            loss = loss + cfg.l2_lambda * model.l2_penalty()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        n = len(targets)
+        total_loss += float(loss) * n
+        correct += int((logits.argmax(1) == targets).sum())
+        seen += n
+        bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
+    bar.close()
+    stats = {"epoch": epoch + 1, "loss": total_loss / seen, "train_accuracy": correct / seen}
+    if progress:
+        tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}  loss {stats['loss']:.4f}  train acc {stats['train_accuracy']:.3f}")
+    return stats
+
+
+@torch.no_grad()
+def predict_probabilities(
+    model: torch.nn.Module, encoded: EncodedSet, *, device: torch.device, batch_size: int = 256, bf16: bool = False
+) -> np.ndarray:
+    """Class probabilities (n, n_classes) in the order of ``encoded``."""
+    model.eval()
+    out = np.zeros((len(encoded), 0), dtype=np.float32)
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    for inputs, _, index in iterate_batches(encoded, batch_size, device=device, shuffle=False, bucket=True):
+        with autocast(device, bf16):
+            logits = model(**inputs)
+        parts.append((index, torch.softmax(logits.float(), dim=1).cpu().numpy()))
+    if parts:
+        out = np.zeros((len(encoded), parts[0][1].shape[1]), dtype=np.float32)
+        for index, probs in parts:
+            out[index] = probs
+    return out
+
+
+def _fingerprint(name, data, labels, seed, acoustic, text_config, model_config, train_config) -> str:
+    ids = hashlib.sha256("\n".join(u.id for u in data).encode()).hexdigest()
+    blob = json.dumps(
+        [name, ids, list(labels), seed, acoustic.to_dict(), text_config.to_dict(), model_config.to_dict(), train_config.to_dict()],
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def _finished_model(out: Path, fingerprint: str, device) -> TrainedModel | None:
+    meta = out / META_FILE
+    if meta.is_file():
+        try:
+            if json.loads(meta.read_text(encoding="utf-8")).get("fingerprint") == fingerprint:
+                return load_trained(out, device)
+        except (json.JSONDecodeError, OSError):
+            pass
+    return None
+
+
+def _save_checkpoint(path: Path, fingerprint, epoch, model, optimizer, generator, history) -> None:
+    state = {
+        "fingerprint": fingerprint,
+        "epoch": epoch,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "generator": generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "history": json.dumps(history),
+    }
+    if torch.cuda.is_available():
+        state["cuda_rng"] = torch.cuda.get_rng_state_all()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _resume(path: Path, fingerprint, model, optimizer, generator) -> tuple[int, list[dict]]:
+    if not path.is_file():
+        return 0, []
+    # weights_only: a checkpoint is tensors and plain containers, never arbitrary objects.
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("fingerprint") != fingerprint:
+        return 0, []  # a different run's checkpoint: start over (it is overwritten after epoch 1)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    if "cuda_rng" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    return int(state["epoch"]), json.loads(state["history"])
+
+
+def _provenance() -> dict:
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return {"commit": commit or "unknown", "torch": torch.__version__, "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
