@@ -1,0 +1,110 @@
+"""The model wrapper the trainer sees: encoder(s) + head, one calling convention for all eleven.
+
+``model(speech=, speech_lengths=, tokens=, text_lengths=) -> logits (B, n_classes)``; a model reads
+only the modalities it has (``model.modalities``) and requires those.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from emofusion.models.layers import FrameNorm
+from emofusion.models.masking import check_lengths
+from emofusion.models.speech import SpeechEncoder
+from emofusion.models.text import TextEncoder
+
+
+class EmotionClassifier(nn.Module):
+    """Base of every Table-1 model: input checks, the L2 term R(w) and the modality bookkeeping.
+
+    Subclasses set ``speech_encoder`` / ``text_encoder`` (or None) and implement ``classify``.
+    """
+
+    name: str
+    uses_l2: bool
+
+    def __init__(self, name: str, *, uses_l2: bool) -> None:
+        super().__init__()
+        self.name = name
+        self.uses_l2 = uses_l2
+
+    @property
+    def modalities(self) -> frozenset[str]:
+        present = {"speech": getattr(self, "speech_encoder", None), "text": getattr(self, "text_encoder", None)}
+        return frozenset(k for k, v in present.items() if v is not None)
+
+    def forward(
+        self,
+        speech: torch.Tensor | None = None,
+        speech_lengths: torch.Tensor | None = None,
+        tokens: torch.Tensor | None = None,
+        text_lengths: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        features = []
+        if "text" in self.modalities:
+            features.append(self.text_encoder(*self._check_text(tokens, text_lengths)))
+        if "speech" in self.modalities:
+            features.append(self.speech_encoder(*self._check_speech(speech, speech_lengths)))
+        if len({f.shape[0] for f in features}) > 1:
+            raise ValueError(f"speech and text batches differ in size: {[f.shape[0] for f in features]}")
+        return self.classify(features)
+
+    def classify(self, features: list[torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _check_speech(self, speech, lengths):
+        if speech is None:
+            raise ValueError(f"{self.name} needs speech (B, T, {self.speech_encoder.speech_dim})")
+        if speech.dim() != 3 or speech.shape[2] != self.speech_encoder.speech_dim or speech.shape[1] < 1:
+            raise ValueError(
+                f"{self.name}: speech must have shape (B, T>=1, {self.speech_encoder.speech_dim}), got {tuple(speech.shape)}"
+            )
+        return speech, check_lengths(lengths, speech.shape[0], speech.shape[1], "speech")
+
+    def _check_text(self, tokens, lengths):
+        if tokens is None:
+            raise ValueError(f"{self.name} needs tokens (B, L) of word ids")
+        if tokens.dim() != 2 or tokens.shape[1] < 1 or tokens.dtype.is_floating_point or tokens.dtype == torch.bool:
+            raise ValueError(f"{self.name}: tokens must be an integer tensor (B, L>=1), got {tokens.dtype} {tuple(tokens.shape)}")
+        return tokens, check_lengths(lengths, tokens.shape[0], tokens.shape[1], "text")
+
+    # --- L2 regularisation R(w) = sum w^2 (the *R models) ---
+
+    def l2_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        """Parameters R(w) covers: every trainable weight matrix/kernel, no biases.
+
+        Biases are left out as is usual for L2 (they do not scale the input, so shrinking them buys
+        no smoothness); the frozen word vectors are not trained and so not regularised.
+        """
+        return [(n, p) for n, p in self.named_parameters() if p.requires_grad and "bias" not in n.rsplit(".", 1)[-1]]
+
+    def l2_penalty(self) -> torch.Tensor:
+        """R(w) = sum of squared weights (the trainer multiplies by ``l2_lambda`` for uses_l2 models)."""
+        params = [p for _, p in self.l2_parameters()]
+        return torch.stack([p.float().pow(2).sum() for p in params]).sum()
+
+    def set_speech_normalization(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Store per-feature training-set mean/std of the acoustic frames (real frames only)."""
+        norms = [m for m in self.modules() if isinstance(m, FrameNorm)]
+        if not norms:
+            raise ValueError(f"{self.name} has no speech input to normalise")
+        for norm in norms:
+            norm.set_stats(mean, std)
+
+
+class UnimodalClassifier(EmotionClassifier):
+    """One encoder + softmax classifier (dropout -> linear; softmax lives in the loss)."""
+
+    def __init__(self, name: str, encoder: SpeechEncoder | TextEncoder, n_classes: int, dropout: float) -> None:
+        super().__init__(name, uses_l2=False)
+        if isinstance(encoder, SpeechEncoder):
+            self.speech_encoder, self.text_encoder = encoder, None
+        elif isinstance(encoder, TextEncoder):
+            self.speech_encoder, self.text_encoder = None, encoder
+        else:
+            raise TypeError(f"not a speech or text encoder: {type(encoder).__name__}")
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(encoder.output_dim, n_classes))
+
+    def classify(self, features):
+        return self.head(features[0])

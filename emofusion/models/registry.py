@@ -1,0 +1,138 @@
+"""The paper's eleven Table-1 models by name: build any of them with one call.
+
+Names are canonical with hyphens in Table-1 order; ``s_cbla``, ``S_CBLA`` and ``m-cbla-blr`` are
+accepted too, since the paper itself writes them with underscores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from emofusion.errors import ConfigError
+from emofusion.models.classifier import EmotionClassifier, UnimodalClassifier
+from emofusion.models.config import ModelConfig
+from emofusion.models.fusion import FusionClassifier
+from emofusion.models.speech import SPEECH_ENCODERS
+from emofusion.models.text import TEXT_ENCODERS
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which encoders a Table-1 row combines, and whether its loss carries R(w)."""
+
+    speech: str | None  # key of SPEECH_ENCODERS
+    text: str | None  # key of TEXT_ENCODERS
+    uses_l2: bool = False
+
+
+MODEL_SPECS: dict[str, ModelSpec] = {
+    "S-DNN": ModelSpec("dnn", None),
+    "S-CNN": ModelSpec("cnn", None),
+    "S-CL": ModelSpec("cl", None),
+    "S-CBLA": ModelSpec("cbla", None),
+    "T-LSTM": ModelSpec(None, "lstm"),
+    "T-BL": ModelSpec(None, "bl"),
+    "M-D-BL": ModelSpec("dnn", "bl"),
+    "M-CL-BL": ModelSpec("cl", "bl"),
+    "M-CL-BLR": ModelSpec("cl", "bl", uses_l2=True),
+    "M-CBLA-BL": ModelSpec("cbla", "bl"),
+    "M-CBLA-BLR": ModelSpec("cbla", "bl", uses_l2=True),
+}
+MODEL_NAMES: tuple[str, ...] = tuple(MODEL_SPECS)
+
+
+def canonical_name(name: str) -> str:
+    """'s_cbla' -> 'S-CBLA'; raises ConfigError listing the valid names for anything else."""
+    key = str(name).strip().upper().replace("_", "-")
+    if key not in MODEL_SPECS:
+        raise ConfigError(f"unknown model {name!r}; valid models: {', '.join(MODEL_NAMES)}")
+    return key
+
+
+def build_model(
+    name: str,
+    *,
+    n_classes: int,
+    embeddings: torch.Tensor | tuple[int, int] | None = None,
+    speech_dim: int = 34,
+    max_frames: int = 100,
+    config: ModelConfig | None = None,
+) -> EmotionClassifier:
+    """Build a freshly initialised Table-1 model.
+
+    Arguments:
+        name: a Table-1 name (any case, '-' or '_').
+        n_classes: size of the output layer.
+        embeddings: the (V, D) frozen word-vector table, row 0 = padding; required by text and
+            fusion models. A (V, D) shape builds a zero placeholder, for loading a saved state_dict
+            (which carries the table).
+        speech_dim: acoustic features per frame (34).
+        max_frames: frames per utterance; fixes S-DNN's input size.
+        config: architecture; defaults to ``ModelConfig()``.
+
+    Raises:
+        ConfigError: unknown name, bad sizes, or a text model without embeddings.
+
+    Example:
+        >>> m = build_model("s_cnn", n_classes=4)
+        >>> (m.name, sorted(m.modalities), m.uses_l2)
+        ('S-CNN', ['speech'], False)
+    """
+    canonical = canonical_name(name)
+    spec = MODEL_SPECS[canonical]
+    config = config or ModelConfig()
+    if not isinstance(config, ModelConfig):
+        raise ConfigError(f"config must be a ModelConfig, got {type(config).__name__}")
+    for what, value in (("n_classes", n_classes), ("speech_dim", speech_dim), ("max_frames", max_frames)):
+        if not isinstance(value, int) or value < (2 if what == "n_classes" else 1):
+            raise ConfigError(f"{what} must be an integer >= {2 if what == 'n_classes' else 1}, got {value!r}")
+
+    speech = text = None
+    if spec.speech:
+        speech = SPEECH_ENCODERS[spec.speech](speech_dim, max_frames, config)
+    if spec.text:
+        text = TEXT_ENCODERS[spec.text](_embedding_table(canonical, embeddings), config.text_lstm_hidden)
+
+    if speech is not None and text is not None:
+        return FusionClassifier(
+            canonical, speech, text, n_classes, config.fusion_hidden, config.dropout, uses_l2=spec.uses_l2
+        )
+    return UnimodalClassifier(canonical, speech if speech is not None else text, n_classes, config.dropout)
+
+
+def _embedding_table(name: str, embeddings) -> torch.Tensor:
+    if embeddings is None:
+        raise ConfigError(f"{name} reads text: pass embeddings=, the (vocab, dim) word-vector table")
+    if isinstance(embeddings, (tuple, list)):
+        if len(embeddings) != 2 or not all(isinstance(v, int) and v >= 1 for v in embeddings):
+            raise ConfigError(f"an embeddings shape must be (vocab, dim) positive ints, got {embeddings!r}")
+        embeddings = torch.zeros(*embeddings)
+    if not isinstance(embeddings, torch.Tensor) or embeddings.dim() != 2 or embeddings.shape[0] < 2:
+        shape = tuple(embeddings.shape) if isinstance(embeddings, torch.Tensor) else type(embeddings).__name__
+        raise ConfigError(f"embeddings must be a (vocab >= 2, dim) tensor, got {shape}")
+    if not embeddings.is_floating_point() or not torch.isfinite(embeddings).all():
+        raise ConfigError("embeddings must be a finite floating-point tensor")
+    return embeddings
+
+
+def model_summary(model: nn.Module) -> str:
+    """Parameter counts per top-level block: trainable, frozen (word vectors) and in R(w)."""
+    l2_ids = {id(p) for _, p in model.l2_parameters()} if isinstance(model, EmotionClassifier) else set()
+    rows = []
+    for block_name, block in model.named_children():
+        if block is None:
+            continue
+        params = list(block.parameters())
+        trainable = sum(p.numel() for p in params if p.requires_grad)
+        frozen = sum(p.numel() for p in params if not p.requires_grad)
+        in_l2 = sum(p.numel() for p in params if id(p) in l2_ids)
+        rows.append((f"{block_name} ({type(block).__name__})", trainable, frozen, in_l2))
+    rows.append(("total", *(sum(r[i] for r in rows) for i in (1, 2, 3))))
+    title = getattr(model, "name", type(model).__name__)
+    width = max(len(r[0]) for r in rows)
+    lines = [f"{title}", f"{'block':<{width}}  {'trainable':>10}  {'frozen':>10}  {'in R(w)':>10}"]
+    lines += [f"{r[0]:<{width}}  {r[1]:>10,}  {r[2]:>10,}  {r[3]:>10,}" for r in rows]
+    return "\n".join(lines)

@@ -1,0 +1,63 @@
+"""Text encoders: word ids + lengths -> one feature vector per transcript (T-LSTM, T-BL).
+
+The word vectors are a frozen pretrained table (GloVe) kept inside the model, so a saved model
+carries its own vocabulary vectors. The LSTM runs on packed sequences, so padding to the batch's
+longest transcript and the paper's padding to 500 give the same result.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from emofusion.models.layers import PackedLSTM
+
+
+class TextEncoder(nn.Module):
+    """Frozen embedding -> packed (Bi-)LSTM -> final hidden states.
+
+    Final states, not pooling: for the forward direction that is the state after the last real
+    word, for the backward one the state after the first word, which is what Keras' LSTM (the
+    paper's likely toolkit) returns and needs no extra masking.
+    """
+
+    def __init__(self, embeddings: torch.Tensor, hidden: int, *, bidirectional: bool) -> None:
+        super().__init__()
+        if embeddings.dim() != 2 or embeddings.shape[0] < 2 or embeddings.shape[1] < 1:
+            raise ValueError(f"embeddings must be a (vocab >= 2, dim) matrix, got shape {tuple(embeddings.shape)}")
+        self.embedding = nn.Embedding.from_pretrained(embeddings.float(), freeze=True, padding_idx=0)
+        self.lstm = PackedLSTM(embeddings.shape[1], hidden, bidirectional=bidirectional)
+        self.output_dim = self.lstm.output_dim
+
+    @property
+    def vocab_size(self) -> int:
+        return self.embedding.num_embeddings
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        # Ids in the padding beyond each length are never read, so only real ids are checked.
+        mask = torch.arange(tokens.shape[1], device=tokens.device).unsqueeze(0) < lengths.unsqueeze(1)
+        real = tokens[mask]
+        if real.numel() and (int(real.min()) < 0 or int(real.max()) >= self.vocab_size):
+            raise ValueError(
+                f"token ids must lie in [0, {self.vocab_size}) (the embedding table), "
+                f"got min {int(real.min())}, max {int(real.max())}"
+            )
+        _, final = self.lstm(self.embedding(tokens.masked_fill(~mask, 0)), lengths)
+        return final
+
+
+class TextLSTMEncoder(TextEncoder):
+    """T-LSTM's encoder: unidirectional LSTM; the representation is its last state."""
+
+    def __init__(self, embeddings: torch.Tensor, hidden: int) -> None:
+        super().__init__(embeddings, hidden, bidirectional=False)
+
+
+class TextBiLSTMEncoder(TextEncoder):
+    """T-BL's encoder, and H in every fusion model: Bi-LSTM, both directions' final states."""
+
+    def __init__(self, embeddings: torch.Tensor, hidden: int) -> None:
+        super().__init__(embeddings, hidden, bidirectional=True)
+
+
+TEXT_ENCODERS: dict[str, type[TextEncoder]] = {"lstm": TextLSTMEncoder, "bl": TextBiLSTMEncoder}
