@@ -1,0 +1,51 @@
+"""`emofusion predict`: the emotion of a recording + transcript, or of every row of a manifest/folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from emofusion.errors import ConfigError
+from emofusion.inference.batch import items_from_folder, items_from_manifest, predict_to_csv
+from emofusion.inference.recognizer import EmotionRecognizer
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("predict", help="predict emotions", description=__doc__)
+    p.add_argument("input", nargs="?", type=Path,
+                   help="an audio file, a manifest .csv, or a folder of audio files (with optional <name>.txt transcripts)")
+    p.add_argument("--text", default=None, help="the transcript of the audio file")
+    p.add_argument("--model", type=Path, default=None, help="a run folder (default: the shipped M-CBLA-BLR)")
+    p.add_argument("--out", type=Path, default=None, help="predictions CSV (required for a manifest or folder)")
+    p.add_argument("--json", action="store_true", help="print JSON: label and probabilities")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    recognizer = EmotionRecognizer.load(args.model, device=args.device)
+    source = args.input
+    if source is not None and (source.is_dir() or source.suffix.lower() == ".csv"):
+        if args.out is None:
+            raise ConfigError("batch prediction needs --out preds.csv")
+        items = items_from_folder(source) if source.is_dir() else items_from_manifest(source)
+        ok, failed = predict_to_csv(recognizer, items, args.out, progress=not args.quiet)
+        print(f"{ok} predicted, {failed} failed -> {args.out}")
+        return 0 if ok else 1
+    if source is None and args.text is None:
+        raise ConfigError("give an audio file and/or --text")
+    if source is not None and "speech" not in recognizer.modalities:
+        raise ConfigError(f"{recognizer.name} is a text-only model: it cannot use {source}")
+    if args.text is not None and "text" not in recognizer.modalities and source is not None:
+        print(f"note: {recognizer.name} is a speech-only model; the transcript is not used")
+    prediction = recognizer.predict(source, args.text)
+    if args.json:
+        print(json.dumps({"model": recognizer.name, **prediction.to_json()}, indent=2))
+        return 0
+    used = " + ".join(prediction.modalities)
+    print(f"{prediction.label}   ({recognizer.name}, {used})")
+    for label, p in sorted(prediction.probabilities.items(), key=lambda kv: -kv[1]):
+        print(f"  {label:>4} {p:6.1%} {'#' * round(p * 40)}")
+    return 0
