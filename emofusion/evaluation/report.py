@@ -1,0 +1,354 @@
+"""The reproduction report: our numbers in the layout of the paper's Table 1, next to the paper's.
+
+Input is one `RunResult` per trained model, protocol, seed and test fold. How runs are combined:
+
+- Within one seed, the folds are **pooled**: their confusion counts are summed, which is the same as
+  scoring the concatenated predictions. For leave-one-session-out this makes every utterance count
+  once and keeps `ang` (31 utterances in Session 5) from making single-fold UAs jump. For the
+  paper protocol there is one fold, so pooling changes nothing.
+- Across seeds: mean ± **sample** std (ddof=1), the spread one should expect from a fresh training
+  run. One seed gives no std, and the report then prints the mean alone.
+
+Files written into `out_dir`: report.md, results.csv (one row per run), summary.csv (one row per
+model and protocol), results.json (the RunResults, to rebuild the report), confusion_<protocol>_<model>.png,
+wa_ua_<protocol>.png and features.png (when a feature example is given). CSVs hold percent.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from emofusion.errors import ConfigError
+from emofusion.evaluation.metrics import Metrics, aggregate, pool
+from emofusion.evaluation.paper import MODEL_ORDER, PAPER_TABLE1, PUBLISHED_COMPARISONS, canonical_model_name
+from emofusion.evaluation.plots import plot_confusion, plot_features, plot_wa_ua, safe_name
+
+PROTOCOLS: dict[str, str] = {
+    "paper": "the paper's split: train Sessions 1-4, test Session 5",
+    "loso": "leave-one-session-out (5 folds); each seed's folds pooled before averaging over seeds",
+}
+
+
+@dataclass
+class RunResult:
+    """Scores of one trained model on one test fold.
+
+    Arguments:
+        model: Table-1 name (e.g. "M-CBLA-BLR"); other names are reported without paper numbers.
+        protocol: "paper" or "loso".
+        seed: training seed.
+        fold: the test session, e.g. "Ses05".
+        metrics: scores on that fold.
+    """
+
+    model: str
+    protocol: str
+    seed: int
+    fold: str
+    metrics: Metrics
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"unknown protocol {self.protocol!r} for model {self.model!r}; choose one of {list(PROTOCOLS)}")
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "protocol": self.protocol, "seed": self.seed, "fold": self.fold,
+                "metrics": self.metrics.to_json()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunResult":
+        missing = [key for key in ("model", "protocol", "seed", "fold", "metrics") if key not in d]
+        if missing:
+            raise ConfigError(f"run result lacks {missing}; it has keys {sorted(d)}")
+        return cls(model=str(d["model"]), protocol=str(d["protocol"]), seed=int(d["seed"]), fold=str(d["fold"]),
+                   metrics=Metrics.from_json(d["metrics"]))
+
+
+@dataclass
+class _Summary:
+    """All runs of one model under one protocol, pooled per seed and aggregated over seeds."""
+
+    model: str
+    protocol: str
+    labels: tuple[str, ...]
+    folds: dict[int, list[str]]  # seed -> its folds
+    per_seed: dict[int, Metrics]
+    stats: dict  # emofusion.evaluation.metrics.aggregate over per_seed
+
+    @property
+    def all_folds(self) -> list[str]:
+        return sorted({f for folds in self.folds.values() for f in folds})
+
+
+def write_report(
+    out_dir: str | Path,
+    results: Sequence[RunResult],
+    *,
+    title: str,
+    command: str,
+    notes: Sequence[str] = (),
+    feature_example: tuple[np.ndarray, Sequence[str], str] | None = None,
+    skipped: Mapping[str, str] | None = None,
+) -> Path:
+    """Write report.md, the CSVs and the figures into out_dir; return the path of report.md.
+
+    Arguments:
+        results: one RunResult per (model, protocol, seed, fold); duplicates are an error.
+        title: the report's heading.
+        command: the exact command line that produced the results, quoted in the report.
+        notes: free-form lines listed under "Notes".
+        feature_example: (frames (n, 34), feature names, utterance id) to plot, or None.
+        skipped: model -> reason it was not run (e.g. "speech-only manifest"); listed in notes and
+            kept as rows of the tables, so the Table-1 layout stays complete.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    skipped = dict(skipped or {})
+    summaries = _summarise(results)
+    labels = _label_union(summaries)
+
+    _write_results_csv(out / "results.csv", results, labels)
+    _write_summary_csv(out / "summary.csv", summaries, labels)
+    (out / "results.json").write_text(json.dumps([r.to_dict() for r in _sorted_runs(results)], indent=1) + "\n")
+
+    figures: dict[str, list[str]] = {}
+    for protocol in PROTOCOLS:
+        rows = [s for s in summaries if s.protocol == protocol]
+        if not rows:
+            continue
+        bars = out / f"wa_ua_{protocol}.png"
+        ours = {s.model: {k: _pct(s.stats[k]) for k in ("wa", "ua")} for s in rows}
+        paper = {m: PAPER_TABLE1[p] for m in ours if (p := _paper_key(m))}
+        plot_wa_ua(bars, [s.model for s in rows], ours, paper, f"WA / UA, protocol {protocol}: ours vs paper")
+        figures[protocol] = [bars.name]
+        for s in rows:
+            path = out / f"confusion_{protocol}_{safe_name(s.model)}.png"
+            plot_confusion(path, s.stats["confusion"], s.labels,
+                           f"{s.model}, {protocol}: mean of {len(s.per_seed)} seed(s)")
+            figures[protocol].append(path.name)
+    feature_png = None
+    if feature_example is not None:
+        frames, names, utt_id = feature_example
+        feature_png = plot_features(out / "features.png", frames, names, utt_id).name
+
+    text = _markdown(title, command, list(notes), skipped, summaries, labels, figures, feature_png)
+    report = out / "report.md"
+    report.write_text(text)
+    return report
+
+
+# ----------------------------------------------------------------------------- grouping
+
+
+def _summarise(results: Sequence[RunResult]) -> list[_Summary]:
+    """Group runs by (model, protocol), pool folds per seed, aggregate seeds; table order."""
+    seen: set[tuple] = set()
+    groups: dict[tuple[str, str], dict[int, list[RunResult]]] = {}
+    for r in results:
+        key = (r.model, r.protocol, r.seed, r.fold)
+        if key in seen:
+            raise ConfigError(f"duplicate run result for model {r.model!r}, protocol {r.protocol!r}, seed {r.seed}, fold {r.fold!r}")
+        seen.add(key)
+        groups.setdefault((r.model, r.protocol), {}).setdefault(r.seed, []).append(r)
+    summaries = []
+    for (model, protocol), by_seed in groups.items():
+        labels = {r.metrics.labels for runs in by_seed.values() for r in runs}
+        if len(labels) > 1:
+            raise ConfigError(f"model {model!r} ({protocol}) has runs over different labels: {sorted(labels)}")
+        per_seed = {seed: pool([r.metrics for r in runs]) for seed, runs in sorted(by_seed.items())}
+        summaries.append(_Summary(
+            model=model, protocol=protocol, labels=labels.pop(),
+            folds={seed: sorted(r.fold for r in runs) for seed, runs in sorted(by_seed.items())},
+            per_seed=per_seed, stats=aggregate(list(per_seed.values())),
+        ))
+    return sorted(summaries, key=lambda s: (list(PROTOCOLS).index(s.protocol), _model_rank(s.model)))
+
+
+def _model_rank(model: str) -> tuple[int, str]:
+    """Table-1 order first, then other models alphabetically."""
+    key = _paper_key(model)
+    return (MODEL_ORDER.index(key), "") if key else (len(MODEL_ORDER), model)
+
+
+def _paper_key(model: str) -> str | None:
+    try:
+        return canonical_model_name(model)
+    except ConfigError:
+        return None
+
+
+def _sorted_runs(results: Sequence[RunResult]) -> list[RunResult]:
+    return sorted(results, key=lambda r: (list(PROTOCOLS).index(r.protocol), _model_rank(r.model), r.seed, r.fold))
+
+
+def _label_union(summaries: Sequence[_Summary]) -> list[str]:
+    labels: list[str] = []
+    for s in summaries:
+        labels += [lab for lab in s.labels if lab not in labels]
+    return labels
+
+
+def _pct(stat: dict) -> dict:
+    return {"mean": 100 * stat["mean"], "std": 100 * stat["std"], "n": stat["n"]}
+
+
+# ----------------------------------------------------------------------------- CSV
+
+
+def _num(value: float) -> str:
+    """Percent with 4 decimals; NaN (undefined) becomes an empty cell."""
+    return "" if value is None or math.isnan(value) else f"{value:.4f}"
+
+
+def _write_results_csv(path: Path, results: Sequence[RunResult], labels: list[str]) -> None:
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["model", "protocol", "seed", "fold", "n", "wa_pct", "ua_pct"] + [f"{lab}_pct" for lab in labels])
+        for r in _sorted_runs(results):
+            m = r.metrics
+            writer.writerow([r.model, r.protocol, r.seed, r.fold, m.n, _num(100 * m.wa), _num(100 * m.ua)]
+                            + [_num(100 * m.per_class[lab]) if lab in m.per_class else "" for lab in labels])
+
+
+def _write_summary_csv(path: Path, summaries: Sequence[_Summary], labels: list[str]) -> None:
+    metrics = ["wa", "ua"] + labels
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["model", "protocol", "seeds", "folds"]
+                        + [f"{k}_{stat}_pct" for k in metrics for stat in ("mean", "std")]
+                        + [f"paper_{k}_pct" for k in metrics])
+        for s in summaries:
+            paper = PAPER_TABLE1.get(_paper_key(s.model) or "", {})
+            cells = []
+            for k in metrics:
+                stat = s.stats[k] if k in ("wa", "ua") else s.stats["per_class"].get(k)
+                cells += [_num(100 * stat["mean"]), _num(100 * stat["std"])] if stat else ["", ""]
+            writer.writerow([s.model, s.protocol, len(s.per_seed), len(s.all_folds)] + cells
+                            + [_num(paper[k]) if k in paper else "" for k in metrics])
+
+
+# ----------------------------------------------------------------------------- markdown
+
+
+def _cell(stat: dict | None, paper_value: float | None) -> str:
+    """'54.2 ± 3.1 (54)': ours in percent, mean ± sample std, paper's value in brackets."""
+    if stat is None:
+        ours = "—"
+    elif math.isnan(stat["mean"]):
+        ours = "n/a"
+    elif math.isnan(stat["std"]):
+        ours = f"{100 * stat['mean']:.1f}"
+    else:
+        ours = f"{100 * stat['mean']:.1f} ± {100 * stat['std']:.1f}"
+    return ours if paper_value is None else f"{ours} ({paper_value:g})"
+
+
+def _markdown(title: str, command: str, notes: list[str], skipped: dict[str, str], summaries: list[_Summary],
+              labels: list[str], figures: dict[str, list[str]], feature_png: str | None) -> str:
+    lines = [f"# {title}", "", "Command:", "", "```", command, "```", ""]
+    notes = notes + [f"{model} skipped: {reason}" for model, reason in skipped.items()]
+    if notes:
+        lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
+    lines += [
+        "## Results",
+        "",
+        "Percent. Each cell: ours as mean ± sample std (ddof=1) over seeds, the paper's Table 1 value in "
+        "brackets. Within a seed, the test folds are pooled (confusion counts summed) before scoring. "
+        "WA = overall accuracy, UA = mean per-class recall. The paper's numbers are for its single "
+        "Session-5 split, also where shown beside leave-one-session-out results.",
+        "",
+    ]
+    if not summaries:
+        lines += ["No runs to report.", ""]
+    for protocol, description in PROTOCOLS.items():
+        rows = [s for s in summaries if s.protocol == protocol]
+        if not rows:
+            continue
+        lines += [f"### Protocol `{protocol}`: {description}", ""]
+        lines += _table(rows, labels, skipped) + [""]
+        lines += _baseline_lines(rows) + [""]
+        lines += _fold_warnings(rows)
+    lines += _comparisons(summaries)
+    if figures or feature_png:
+        lines += ["## Figures", ""]
+    for protocol, names in figures.items():
+        lines += [f"### Protocol `{protocol}`", ""] + [f"![{name}]({name})" for name in names] + [""]
+    if feature_png:
+        lines += ["### Acoustic features of one utterance", "", f"![features]({feature_png})", ""]
+    return "\n".join(lines)
+
+
+def _table(rows: list[_Summary], labels: list[str], skipped: dict[str, str]) -> list[str]:
+    header = ["model"] + labels + ["WA", "UA", "seeds", "folds", "n"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    reported = {s.model for s in rows}
+    entries: list[tuple[str, _Summary | None]] = [(s.model, s) for s in rows]
+    entries += [(m, None) for m in skipped if m not in reported]
+    entries.sort(key=lambda e: _model_rank(e[0]))
+    for model, s in entries:
+        paper = PAPER_TABLE1.get(_paper_key(model) or "", {})
+        if s is None:
+            cells = [_cell(None, paper.get(k)) for k in labels + ["wa", "ua"]]
+            cells += ["skipped", "", ""]
+        else:
+            cells = [_cell(s.stats["per_class"].get(lab), paper.get(lab)) for lab in labels]
+            cells += [_cell(s.stats["wa"], paper.get("wa")), _cell(s.stats["ua"], paper.get("ua"))]
+            sizes = sorted({m.n for m in s.per_seed.values()})
+            cells += [str(len(s.per_seed)), str(len(s.all_folds)), "/".join(map(str, sizes))]
+        lines.append("| " + " | ".join([model] + cells) + " |")
+    return lines
+
+
+def _baseline_lines(rows: list[_Summary]) -> list[str]:
+    """What always answering the most frequent class would score: the floor WA must be read against.
+
+    One line per distinct test set (normally all models share one; the first seed's is used).
+    """
+    test_sets: dict[tuple, list[str]] = {}
+    for s in rows:
+        support = next(iter(s.per_seed.values())).counts.sum(axis=1)
+        test_sets.setdefault((s.labels, tuple(int(c) for c in support)), []).append(s.model)
+    lines = []
+    for (labels, support), models in test_sets.items():
+        top = int(np.argmax(support))
+        dist = ", ".join(f"{lab} {c}" for lab, c in zip(labels, support))
+        which = "this test set" if len(test_sets) == 1 else f"the test set of {', '.join(models)}"
+        lines.append(f"Majority-class baseline on {which} ({dist}): always `{labels[top]}` scores "
+                     f"WA {100 * support[top] / sum(support):.2f} %, UA {100 / sum(c > 0 for c in support):.2f} %.")
+    return lines
+
+
+def _fold_warnings(rows: list[_Summary]) -> list[str]:
+    """Seeds with differing fold sets would make the mean compare unlike things: say so."""
+    lines = []
+    for s in rows:
+        fold_sets = {tuple(f) for f in s.folds.values()}
+        if len(fold_sets) > 1:
+            detail = "; ".join(f"seed {seed}: {', '.join(f)}" for seed, f in s.folds.items())
+            lines.append(f"Warning: {s.model} ({s.protocol}) seeds cover different folds ({detail}).")
+    return lines + ([""] if lines else [])
+
+
+def _comparisons(summaries: list[_Summary]) -> list[str]:
+    def fmt(v: float | None) -> str:
+        return "—" if v is None else f"{v:.2f}"
+
+    lines = ["## Published comparisons", "", "| system | WA | UA |", "|---|---|---|"]
+    for name, row in PUBLISHED_COMPARISONS.items():
+        lines.append(f"| {name} | {fmt(row['wa'])} | {fmt(row['ua'])} |")
+    best_ua = max(PAPER_TABLE1.items(), key=lambda kv: kv[1]["ua"])
+    lines.append(f"| paper, best UA ({best_ua[0]}) | {fmt(best_ua[1]['wa'])} | {fmt(best_ua[1]['ua'])} |")
+    for protocol in PROTOCOLS:
+        rows = [s for s in summaries if s.protocol == protocol and not math.isnan(s.stats["ua"]["mean"])]
+        if rows:
+            best = max(rows, key=lambda s: s.stats["ua"]["mean"])
+            lines.append(f"| ours, best UA, {protocol} ({best.model}) | {fmt(100 * best.stats['wa']['mean'])} "
+                         f"| {fmt(100 * best.stats['ua']['mean'])} |")
+    return lines + [""]

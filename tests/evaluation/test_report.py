@@ -1,0 +1,177 @@
+"""The reproduction report: CSV numbers recomputed from the inputs, the Table-1 markdown, the figures."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+from emofusion.errors import ConfigError
+from emofusion.evaluation.metrics import Metrics, compute_metrics
+from emofusion.evaluation.plots import _feature_columns, plot_features
+from emofusion.evaluation.report import RunResult, write_report
+
+L4 = ("ang", "exc", "neu", "sad")
+FEATURE_NAMES = (["zcr", "energy", "energy_entropy", "spectral_centroid", "spectral_spread", "spectral_entropy",
+                  "spectral_flux", "spectral_rolloff"] + [f"mfcc_{i}" for i in range(1, 14)]
+                 + [f"chroma_{i}" for i in range(1, 13)] + ["chroma_std"])
+
+
+def diag_metrics(correct: list[int], support: list[int]) -> Metrics:
+    """Metrics where class i has support[i] utterances, correct[i] right and the rest called class (i+1)."""
+    k = len(support)
+    counts = np.zeros((k, k), dtype=int)
+    for i, (c, s) in enumerate(zip(correct, support)):
+        counts[i, i] = c
+        counts[i, (i + 1) % k] += s - c
+    return Metrics.from_counts(counts, L4[:k])
+
+
+@pytest.fixture
+def two_seed_results() -> list[RunResult]:
+    # S-DNN, paper protocol: seed 0 WA 50 %, seed 1 WA 70 % (10 utterances per class).
+    s0 = diag_metrics([5, 5, 5, 5], [10, 10, 10, 10])  # every recall 50 %
+    s1 = diag_metrics([9, 5, 7, 7], [10, 10, 10, 10])  # recalls 90 50 70 70 -> WA = UA = 70 %
+    return [RunResult("S-DNN", "paper", 0, "Ses05", s0), RunResult("S-DNN", "paper", 1, "Ses05", s1)]
+
+
+def read_csv(path):
+    with path.open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_table_shows_mean_std_over_seeds_next_to_paper(tmp_path, two_seed_results):
+    report = write_report(tmp_path, two_seed_results, title="Tiny", command="emofusion reproduce --x y")
+    text = report.read_text()
+    assert report == tmp_path / "report.md"
+    assert text.startswith("# Tiny\n")
+    assert "emofusion reproduce --x y" in text
+    row = next(line for line in text.splitlines() if line.startswith("| S-DNN "))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    # WA: mean(50, 70) = 60, sample std = sqrt(((50-60)^2 + (70-60)^2) / 1) = 14.142 -> "14.1".
+    sd = np.std([50.0, 70.0], ddof=1)
+    assert f"{sd:.1f}" == "14.1"
+    assert cells == ["S-DNN", "70.0 ± 28.3 (54)", "50.0 ± 0.0 (39)", "60.0 ± 14.1 (38)", "60.0 ± 14.1 (64)",
+                     "60.0 ± 14.1 (47.37)", "60.0 ± 14.1 (48.75)", "2", "1", "40"]
+    assert "| Gu et al. 2018 | 60.40 | 59.88 |" in text
+    assert "| Shah et al. | — | 61.96 |" in text
+    # Test set 10 per class: always-majority scores WA 25 %, UA 25 %.
+    assert "always `ang` scores WA 25.00 %, UA 25.00 %" in text
+
+
+def test_results_csv_recomputed_from_inputs(tmp_path, two_seed_results):
+    rng = np.random.default_rng(3)
+    extra = [RunResult("T-BL", "loso", seed, f"Ses0{f}", compute_metrics(rng.integers(0, 4, 30), rng.integers(0, 4, 30), L4))
+             for seed in (0, 1) for f in (1, 2)]
+    results = two_seed_results + extra
+    write_report(tmp_path, results, title="t", command="c")
+    rows = read_csv(tmp_path / "results.csv")
+    assert len(rows) == len(results)
+    by_key = {(r.model, r.protocol, str(r.seed), r.fold): r.metrics for r in results}
+    for row in rows:
+        m = by_key[(row["model"], row["protocol"], row["seed"], row["fold"])]
+        assert int(row["n"]) == m.n
+        assert float(row["wa_pct"]) == pytest.approx(100 * m.wa, abs=1e-4)
+        assert float(row["ua_pct"]) == pytest.approx(100 * m.ua, abs=1e-4)
+        for lab in L4:
+            assert float(row[f"{lab}_pct"]) == pytest.approx(100 * m.per_class[lab], abs=1e-4)
+
+
+def test_summary_pools_folds_within_a_seed_then_averages_seeds(tmp_path):
+    # Seed 0: fold A 1/10 right, fold B 90/100 right -> pooled WA 91/110, not mean(10 %, 90 %) = 50 %.
+    def fold(correct, n):
+        return compute_metrics(["neu"] * n, ["neu"] * correct + ["sad"] * (n - correct), L4)
+
+    results = [RunResult("M-CBLA-BLR", "loso", 0, "Ses01", fold(1, 10)), RunResult("M-CBLA-BLR", "loso", 0, "Ses02", fold(90, 100)),
+               RunResult("M-CBLA-BLR", "loso", 1, "Ses01", fold(5, 10)), RunResult("M-CBLA-BLR", "loso", 1, "Ses02", fold(50, 100))]
+    write_report(tmp_path, results, title="t", command="c")
+    (row,) = read_csv(tmp_path / "summary.csv")
+    pooled = [100 * 91 / 110, 100 * 55 / 110]
+    assert (row["model"], row["protocol"], row["seeds"], row["folds"]) == ("M-CBLA-BLR", "loso", "2", "2")
+    assert float(row["wa_mean_pct"]) == pytest.approx(np.mean(pooled), abs=1e-4)
+    assert float(row["wa_std_pct"]) == pytest.approx(np.std(pooled, ddof=1), abs=1e-4)
+    assert float(row["neu_mean_pct"]) == pytest.approx(np.mean(pooled), abs=1e-4)
+    assert row["ang_mean_pct"] == ""  # ang never in the test set: no recall, not 0
+    assert float(row["paper_ua_pct"]) == 71.25
+    # UA is over the classes present (only neu) -> equals the neu recall.
+    assert float(row["ua_mean_pct"]) == pytest.approx(np.mean(pooled), abs=1e-4)
+
+
+def test_skipped_models_are_noted_and_keep_their_table_row(tmp_path, two_seed_results):
+    text = write_report(tmp_path, two_seed_results, title="t", command="c", notes=["speech-only run"],
+                        skipped={"T-LSTM": "the manifest has no text rows"}).read_text()
+    assert "- speech-only run" in text
+    assert "- T-LSTM skipped: the manifest has no text rows" in text
+    row = next(line for line in text.splitlines() if line.startswith("| T-LSTM "))
+    assert "— (68)" in row and "— (63.56)" in row and "skipped" in row
+    lines = text.splitlines()
+    assert lines.index(row) > lines.index(next(line for line in lines if line.startswith("| S-DNN ")))
+
+
+def test_single_seed_prints_mean_without_std(tmp_path, two_seed_results):
+    text = write_report(tmp_path, two_seed_results[:1], title="t", command="c").read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| S-DNN "))
+    assert "| 50.0 (47.37) |" in row and "±" not in row
+
+
+def test_figures_are_valid_images(tmp_path, two_seed_results):
+    rng = np.random.default_rng(0)
+    frames = rng.random((60, 34))
+    write_report(tmp_path, two_seed_results, title="t", command="c",
+                 feature_example=(frames, FEATURE_NAMES, "Ses05F_impro01_F000"))
+    text = (tmp_path / "report.md").read_text()
+    for name in ("confusion_paper_S-DNN.png", "wa_ua_paper.png", "features.png"):
+        image = imread(tmp_path / name)
+        assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 200
+        assert image[..., :3].std() > 0.05  # something drawn, not a blank canvas
+        assert f"({name})" in text
+    assert not list(tmp_path.glob("*loso*.png"))  # no loso runs, no loso figures
+
+
+def test_feature_columns_found_by_name_in_any_order():
+    shuffled = list(reversed(FEATURE_NAMES))
+    cols = _feature_columns(shuffled, "u")
+    assert [shuffled[i] for i in cols["mfcc"]] == [f"mfcc_{i}" for i in range(1, 14)]
+    assert [shuffled[i] for i in cols["chroma"]] == [f"chroma_{i}" for i in range(1, 13)]  # not chroma_std
+    assert shuffled[cols["flux"][0]] == "spectral_flux" and shuffled[cols["zcr"][0]] == "zcr"
+    assert shuffled[cols["energy"][0]] == "energy"  # not energy_entropy
+
+
+def test_feature_example_errors(tmp_path):
+    names = [n for n in FEATURE_NAMES if n != "spectral_flux"]
+    with pytest.raises(ConfigError, match=r"'u1' lacks \['flux'\]"):
+        plot_features(tmp_path / "f.png", np.zeros((5, 33)), names, "u1")
+    with pytest.raises(ConfigError, match="shape"):
+        plot_features(tmp_path / "f.png", np.zeros((5, 30)), FEATURE_NAMES, "u1")
+
+
+def test_run_result_round_trip_and_results_json(tmp_path, two_seed_results):
+    write_report(tmp_path, two_seed_results, title="t", command="c")
+    back = [RunResult.from_dict(d) for d in json.loads((tmp_path / "results.json").read_text())]
+    assert [(r.model, r.protocol, r.seed, r.fold) for r in back] == [("S-DNN", "paper", 0, "Ses05"), ("S-DNN", "paper", 1, "Ses05")]
+    assert [r.metrics.wa for r in back] == [0.5, 0.7]
+    with pytest.raises(ConfigError, match="lacks"):
+        RunResult.from_dict({"model": "S-DNN"})
+
+
+def test_bad_runs_are_config_errors(tmp_path, two_seed_results):
+    m = two_seed_results[0].metrics
+    with pytest.raises(ConfigError, match="unknown protocol 'cv'"):
+        RunResult("S-DNN", "cv", 0, "Ses05", m)
+    with pytest.raises(ConfigError, match="duplicate run result for model 'S-DNN'.*seed 0"):
+        write_report(tmp_path, two_seed_results + [two_seed_results[0]], title="t", command="c")
+    other = compute_metrics(["a"], ["a"], ("a", "b"))
+    with pytest.raises(ConfigError, match="different labels"):
+        write_report(tmp_path, [two_seed_results[0], RunResult("S-DNN", "paper", 5, "Ses05", other)], title="t", command="c")
+
+
+def test_nan_free_percent_formatting_for_absent_class(tmp_path):
+    m = compute_metrics(["neu", "neu"], ["neu", "sad"], L4)
+    text = write_report(tmp_path, [RunResult("X-NEW", "paper", 0, "Ses05", m)], title="t", command="c").read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| X-NEW "))
+    assert row.split("|")[2].strip() == "n/a" and "nan" not in row.lower().replace("n/a", "")
+    assert not math.isnan(m.ua)
