@@ -10,7 +10,8 @@ Users bring their own licensed copy; ``root`` is the ``IEMOCAP_full_release/`` f
   ``Categorical/`` and ``Self-evaluation/`` hold per-annotator files in other formats: not read.
   Label ``xxx`` means the annotators did not agree; it, ``oth`` and anything else a label map does
   not name are dropped.
-- ``SessionN/dialog/transcriptions/<dialog>.txt`` -- ``Ses01F_impro01_F000 [006.2901-008.2357]: Excuse me.``
+- ``SessionN/dialog/transcriptions/<dialog>.txt`` -- lines like
+  ``Ses01F_impro01_F000 [006.2901-008.2357]: Excuse me.``.
   Interleaved noise lines (``M: breathing``, ids like ``Ses01F_impro01_MXX0``) are not utterances
   and are skipped: we keep only lines whose id is a well-formed utterance id.
 - ``SessionN/sentences/wav/<dialog>/<utterance id>.wav`` -- 16 kHz mono, one file per utterance.
@@ -62,7 +63,8 @@ UTTERANCE_RE = re.compile(rf"(?P<dialog>{DIALOG_RE.pattern})_(?P<gender>[FM])\d{
 # `[6.2901 - 8.2357]<TAB>Ses01F_impro01_F000<TAB>neu<TAB>[2.5000, 2.5000, 2.5000]`; whitespace is
 # matched loosely because hand-edited copies sometimes turn tabs into spaces.
 _SUMMARY_RE = re.compile(
-    r"\[\s*(?P<start>\d+(?:\.\d+)?)\s*-\s*(?P<end>\d+(?:\.\d+)?)\s*\]\s+(?P<id>\S+)\s+(?P<label>\S+)\s+\[.*\]\s*"
+    r"\[\s*(?P<start>\d+(?:\.\d+)?)\s*-\s*(?P<end>\d+(?:\.\d+)?)\s*\]"
+    r"\s+(?P<id>\S+)\s+(?P<label>\S+)\s+\[.*\]\s*"
 )
 # `Ses01F_impro01_F000 [006.2901-008.2357]: Excuse me.`
 _TRANSCRIPT_RE = re.compile(r"(?P<id>\S+)\s+\[[^\]]*\]:\s?(?P<text>.*)")

@@ -28,7 +28,10 @@ IMPRO_PAPER4 = {
     "4": {"ang": 1, "exc": 0, "neu": 1, "sad": 0},
     "5": {"ang": 0, "exc": 1, "neu": 1, "sad": 1},
 }
-FIXTURE_SPLIT = {"train": {"ang": 2, "exc": 2, "neu": 4, "sad": 2}, "test": {"ang": 0, "exc": 1, "neu": 1, "sad": 1}}
+FIXTURE_SPLIT = {
+    "train": {"ang": 2, "exc": 2, "neu": 4, "sad": 2},
+    "test": {"ang": 0, "exc": 1, "neu": 1, "sad": 1},
+}
 # Improvised + scripted, raw labels ang/exc/hap/neu/sad (xxx, oth, fru not counted).
 FIXTURE_ALL = {"ang": 4, "exc": 4, "hap": 2, "neu": 6, "sad": 4}
 
@@ -126,7 +129,8 @@ def test_extras_audio_and_raw_scan(iemocap_root):
         "kind": "impro",
         "gender": "M",
     }
-    assert u.audio == iemocap_root / "Session3" / "sentences" / "wav" / "Ses03M_impro05a" / "Ses03M_impro05a_M001.wav"
+    wav_dir = iemocap_root / "Session3" / "sentences" / "wav" / "Ses03M_impro05a"
+    assert u.audio == wav_dir / "Ses03M_impro05a_M001.wav"
     info = sf.info(u.audio)
     assert (info.samplerate, info.channels, info.frames) == (16000, 1, 4800)
     assert by_id(scan_iemocap(iemocap_root))["Ses01F_impro01_F001"].label == "xxx"

@@ -73,7 +73,10 @@ def test_paired4_has_both(shared_data):
 
 def test_round_trip_preserves_everything(tmp_path, wav):
     utts = [
-        Utterance("u1", wav, "\u201cQuoted,\u201d she said \u2014 caf\u00e9.", "ang", "spk1", "1", {"dialog": "d1", "start": "6.2901"}),
+        Utterance(
+            "u1", wav, "\u201cQuoted,\u201d she said \u2014 caf\u00e9.", "ang", "spk1", "1",
+            {"dialog": "d1", "start": "6.2901"},
+        ),
         Utterance("u2", None, "text only", "exc", "spk2", "train", {"dialog": "d2", "start": ""}),
         Utterance("u3", wav, None, "neu", "spk1", "5", {"dialog": "multi\nline", "start": "1"}),
     ]
@@ -93,7 +96,11 @@ def test_write_fills_missing_extras_and_keeps_first_seen_order(tmp_path, wav):
     ]
     path = tmp_path / "m.csv"
     write_manifest(utts, path)
-    assert path.read_text().splitlines() == [HEADER + ",b,a", "a,clips/a.wav,x,ang,s,1,1,", "b,clips/a.wav,y,sad,s,1,,2"]
+    assert path.read_text().splitlines() == [
+        HEADER + ",b,a",
+        "a,clips/a.wav,x,ang,s,1,1,",
+        "b,clips/a.wav,y,sad,s,1,,2",
+    ]
     assert [u.extras for u in read_manifest(path)] == [{"b": "1", "a": ""}, {"b": "", "a": "2"}]
 
 

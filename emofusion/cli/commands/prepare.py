@@ -35,12 +35,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     iemocap = corpora.add_parser(
         "iemocap",
         help="IEMOCAP_full_release/ -> manifest.csv",
-        description="Read IEMOCAP_full_release/, print per-session class counts, write DIR/manifest.csv.",
+        description="Read IEMOCAP_full_release/, print per-session class counts, "
+        "write DIR/manifest.csv.",
     )
     iemocap.add_argument("root", type=Path, help="the IEMOCAP_full_release/ folder")
     iemocap.add_argument("--out", type=Path, required=True, help="folder for manifest.csv")
     iemocap.add_argument(
-        "--label-map", default="paper4", choices=sorted(LABEL_MAPS), help="raw label -> class map (default paper4)"
+        "--label-map",
+        default="paper4",
+        choices=sorted(LABEL_MAPS),
+        help="raw label -> class map (default paper4)",
     )
     iemocap.add_argument(
         "--all-utterances",
@@ -80,7 +84,9 @@ def _prepare_iemocap(args: argparse.Namespace) -> int:
         print("verify: counts match SPEC §2")
 
     if not utterances:
-        raise CorpusError(f"no utterances under {args.root} carry a label that map {args.label_map!r} keeps")
+        raise CorpusError(
+            f"no utterances under {args.root} carry a label that map {args.label_map!r} keeps"
+        )
     manifest = args.out / MANIFEST_NAME
     write_manifest(utterances, manifest)
     print(f"wrote {manifest}")
@@ -95,7 +101,8 @@ def format_counts(table: dict[str, dict[str, int]], splits: dict[str, dict[str, 
     def line(name: str, counts: list[int]) -> str:
         return f"{name:<9}" + "".join(f"{c:>{width}}" for c in counts) + f"{sum(counts):>{width}}"
 
-    lines = [f"{'session':<9}" + "".join(f"{label:>{width}}" for label in labels) + f"{'total':>{width}}"]
+    header = "".join(f"{label:>{width}}" for label in labels)
+    lines = [f"{'session':<9}{header}{'total':>{width}}"]
     for session, counts in table.items():
         lines.append(line(session, [counts[label] for label in labels]))
     lines.append(line("total", [sum(t[label] for t in table.values()) for label in labels]))
