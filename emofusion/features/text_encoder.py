@@ -147,8 +147,10 @@ class TextEncoder:
         config = config or TextConfig()
         if vectors is None:
             vectors = WordVectors.load(config.vectors)
-        rows: set[int] = set(range(min(config.extra_vocab, len(vectors))))
         index = vectors.index
+        # A word listed twice in the vector file keeps only its first row (the one lookups use).
+        top = range(min(config.extra_vocab, len(vectors)))
+        rows: set[int] = {r for r in top if index[vectors.words[r]] == r}
         for i, text in enumerate(texts):
             for token in _tokens(text, config, vectors, i):
                 row = index.get(token)

@@ -63,6 +63,14 @@ def test_extra_vocab_adds_most_frequent_words(vectors):
     assert enc.words[2:] == vectors.words
 
 
+def test_duplicate_words_in_vector_file_appear_once(tmp_path):
+    path = tmp_path / "dup.txt"
+    path.write_text("the 1 0\nof 0 1\nthe 5 5\ncat 2 2\n", encoding="utf-8")
+    enc = TextEncoder.build(["the cat"], WordVectors.load_glove_text(path), config(extra_vocab=4))
+    assert enc.words == ["<pad>", "<unk>", "the", "of", "cat"]
+    np.testing.assert_array_equal(enc.embedding_matrix[2], [1, 0])  # first row of "the"
+
+
 def test_vocab_order_is_independent_of_text_order(vectors):
     texts = ["dogs like cats", "the café", "i do"]
     a = TextEncoder.build(texts, vectors, config())
