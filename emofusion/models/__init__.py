@@ -1,7 +1,7 @@
 """The paper's eleven Table-1 models (SPEC §5): speech, text and feature-level fusion classifiers."""
 
 from emofusion.models.classifier import EmotionClassifier
-from emofusion.models.config import ModelConfig, TrainConfig
+from emofusion.models.config import ModelConfig
 from emofusion.models.registry import MODEL_NAMES, MODEL_SPECS, build_model, canonical_name, model_summary
 
 __all__ = [
@@ -9,7 +9,6 @@ __all__ = [
     "MODEL_SPECS",
     "EmotionClassifier",
     "ModelConfig",
-    "TrainConfig",
     "build_model",
     "canonical_name",
     "model_summary",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from emofusion.models.layers import FrameNorm
 from emofusion.models.masking import check_lengths
 from emofusion.models.speech import SpeechEncoder
 from emofusion.models.text import TextEncoder
@@ -56,17 +55,19 @@ class EmotionClassifier(nn.Module):
     def _check_speech(self, speech, lengths):
         if speech is None:
             raise ValueError(f"{self.name} needs speech (B, T, {self.speech_encoder.speech_dim})")
-        if speech.dim() != 3 or speech.shape[2] != self.speech_encoder.speech_dim or speech.shape[1] < 1:
-            raise ValueError(
-                f"{self.name}: speech must have shape (B, T>=1, {self.speech_encoder.speech_dim}), got {tuple(speech.shape)}"
-            )
+        dim = self.speech_encoder.speech_dim
+        if speech.dim() != 3 or speech.shape[2] != dim or speech.shape[1] < 1:
+            raise ValueError(f"{self.name}: speech must have shape (B, T>=1, {dim}), got {tuple(speech.shape)}")
         return speech, check_lengths(lengths, speech.shape[0], speech.shape[1], "speech")
 
     def _check_text(self, tokens, lengths):
         if tokens is None:
             raise ValueError(f"{self.name} needs tokens (B, L) of word ids")
-        if tokens.dim() != 2 or tokens.shape[1] < 1 or tokens.dtype.is_floating_point or tokens.dtype == torch.bool:
-            raise ValueError(f"{self.name}: tokens must be an integer tensor (B, L>=1), got {tokens.dtype} {tuple(tokens.shape)}")
+        integer = not tokens.dtype.is_floating_point and tokens.dtype != torch.bool
+        if tokens.dim() != 2 or tokens.shape[1] < 1 or not integer:
+            raise ValueError(
+                f"{self.name}: tokens must be an integer tensor (B, L>=1), got {tokens.dtype} {tuple(tokens.shape)}"
+            )
         return tokens, check_lengths(lengths, tokens.shape[0], tokens.shape[1], "text")
 
     # --- L2 regularisation R(w) = sum w^2 (the *R models) ---
@@ -84,14 +85,6 @@ class EmotionClassifier(nn.Module):
         params = [p for _, p in self.l2_parameters()]
         return torch.stack([p.float().pow(2).sum() for p in params]).sum()
 
-    def set_speech_normalization(self, mean: torch.Tensor, std: torch.Tensor) -> None:
-        """Store per-feature training-set mean/std of the acoustic frames (real frames only)."""
-        norms = [m for m in self.modules() if isinstance(m, FrameNorm)]
-        if not norms:
-            raise ValueError(f"{self.name} has no speech input to normalise")
-        for norm in norms:
-            norm.set_stats(mean, std)
-
 
 class UnimodalClassifier(EmotionClassifier):
     """One encoder + softmax classifier (dropout -> linear; softmax lives in the loss)."""
@@ -104,6 +97,7 @@ class UnimodalClassifier(EmotionClassifier):
             self.speech_encoder, self.text_encoder = None, encoder
         else:
             raise TypeError(f"not a speech or text encoder: {type(encoder).__name__}")
+        self.head_input_dim = encoder.output_dim
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(encoder.output_dim, n_classes))
 
     def classify(self, features):

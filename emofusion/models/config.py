@@ -1,8 +1,9 @@
-"""Every architecture and training hyper-parameter the paper leaves open, named in one place.
+"""Every architecture hyper-parameter the paper leaves open, named in one place.
 
 The paper (SPEC §5) fixes only the layer widths it prints (S-DNN 512-256-128-32, Bi-LSTM 256,
-fusion DNN 1024-512), 20 epochs, batch 64 and ReLU. Everything else is our choice; each field says
-why it has the value it has, so an experiment config can override it knowingly.
+fusion DNN 1024-512) and ReLU. Everything else is our choice; each field says why it has the value
+it has, so an experiment config can override it knowingly. Optimiser settings live in
+`emofusion.training.config.TrainConfig`.
 """
 
 from __future__ import annotations
@@ -39,12 +40,14 @@ class ModelConfig:
     dnn_hidden: tuple[int, ...] = (512, 256, 128, 32)  # the paper's S-DNN widths; top (32) is S in M-D-BL
     # --- CNN channel (S-CNN, S-CL, S-CBLA channel a) ---
     cnn_filters: tuple[int, ...] = (32, 64, 96, 128)  # paper: four Conv1D layers with different filter counts
-    cnn_kernels: tuple[int, ...] = (5, 5, 3, 3)  # odd, so 'same' padding keeps frame alignment; ~125-175 ms receptive field
+    cnn_kernels: tuple[int, ...] = (5, 5, 3, 3)  # odd ('same' padding keeps frames aligned); top sees 32 frames ~0.8 s
     cnn_pools: tuple[int, ...] = (2, 2, 1, 1)  # max-pool x4 in time early: cheap, and S-CL's LSTM then runs 25 steps
     leaky_slope: float = 0.01  # paper names Leaky ReLU for the CNN; PyTorch/Keras default slope
     cnn_dense: int = 128  # S-CNN's dense layer after global average pooling (paper gives no width)
     # --- recurrent speech layers (S-CL, S-CBLA channel b) ---
-    speech_lstm_hidden: int = 256  # paper: Bi-LSTM 256, read as 256 units per direction (Keras Bidirectional(LSTM(256)))
+    # Paper: Bi-LSTM 256, read as 256 units per direction, as Keras' Bidirectional(LSTM(256)). The costliest
+    # layer (100 steps on raw frames in S-CBLA); 128 roughly halves M-CBLA-* step time.
+    speech_lstm_hidden: int = 256
     attention_dim: int = 128  # additive (Bahdanau) attention projection; half the LSTM width is the usual choice
     cbla_dense: int = 256  # dense after concat(a, b) in S-CBLA; this is S in M-CBLA-*
     # --- text ---
@@ -61,7 +64,7 @@ class ModelConfig:
                 f"{self.cnn_filters}, {self.cnn_kernels}, {self.cnn_pools}"
             )
         if any(k < 1 or k % 2 == 0 for k in self.cnn_kernels):
-            raise ConfigError(f"cnn_kernels must be odd positive (frame-aligned 'same' padding), got {self.cnn_kernels}")
+            raise ConfigError(f"cnn_kernels must be odd and positive ('same' padding), got {self.cnn_kernels}")
         if any(p < 1 for p in self.cnn_pools):
             raise ConfigError(f"cnn_pools must be >= 1, got {self.cnn_pools}")
         sizes = {
@@ -87,40 +90,4 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
-        return _from_dict(cls, data)
-
-
-OPTIMIZERS = ("adam", "adamw", "sgd")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings the trainer reads (the paper gives only epochs, batch size and R(w))."""
-
-    epochs: int = 20  # paper
-    batch_size: int = 64  # paper
-    optimizer: str = "adam"  # paper silent; Adam is the default for Keras-era LSTM papers and needs no schedule
-    lr: float = 1e-3  # Adam's default step size; stable for LSTMs with gradient clipping
-    weight_decay: float = 0.0  # regularisation is the paper's explicit R(w) term for the *R models, not decay
-    grad_clip_norm: float = 5.0  # guards LSTMs against rare exploding steps; inactive most steps
-    l2_lambda: float = 1e-4  # weight of R(w)=sum w^2 (~3e3 at init, so ~0.3 next to a CE of ~1.4)
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ConfigError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose one of {list(OPTIMIZERS)}")
-        if self.lr <= 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
-        if self.weight_decay < 0 or self.l2_lambda < 0 or self.grad_clip_norm < 0:
-            raise ConfigError(
-                f"weight_decay, l2_lambda, grad_clip_norm must be >= 0 (0 disables), got "
-                f"{self.weight_decay}, {self.l2_lambda}, {self.grad_clip_norm}"
-            )
-
-    def to_dict(self) -> dict[str, Any]:
-        return _to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
         return _from_dict(cls, data)

@@ -48,7 +48,8 @@ class FusionClassifier(EmotionClassifier):
         super().__init__(name, uses_l2=uses_l2)
         self.speech_encoder = speech_encoder
         self.text_encoder = text_encoder
-        self.head = FusionHead(text_encoder.output_dim + speech_encoder.output_dim, hidden, n_classes, dropout)
+        self.head_input_dim = text_encoder.output_dim + speech_encoder.output_dim  # |V| = |H| + |S|
+        self.head = FusionHead(self.head_input_dim, hidden, n_classes, dropout)
 
     def classify(self, features):
         text, speech = features  # EmotionClassifier.forward encodes text first: V = [H, S]

@@ -1,38 +1,57 @@
-"""Building blocks shared by the speech and text encoders: a packed LSTM, a padding-aware
-Conv1D stack, additive attention, and per-feature input standardisation."""
+"""Building blocks shared by the speech and text encoders: a padding-proof LSTM, a padding-aware
+Conv1D stack and additive attention."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from emofusion.models.masking import length_mask, masked_softmax, pooled_lengths, zero_padding
 
 
-class PackedLSTM(nn.Module):
-    """One-layer (Bi-)LSTM over padded input that never reads the padding.
+def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse each sequence's real steps in place of (B, T, D) ``x``; padding stays at the end.
 
-    Packing (rather than masking afterwards) is what makes the backward direction start at each
-    sequence's real last step, and the final states belong to the real last step too.
+    Applying it twice gives ``x`` back.
+    """
+    steps = torch.arange(x.shape[1], device=x.device).unsqueeze(0)
+    last = (lengths.to(x.device) - 1).unsqueeze(1)
+    index = torch.where(steps <= last, last - steps, steps)
+    return x.gather(1, index.unsqueeze(-1).expand_as(x))
+
+
+class MaskedLSTM(nn.Module):
+    """One-layer (Bi-)LSTM over end-padded input whose outputs never depend on the padding.
+
+    Same result as ``pack_padded_sequence`` but 3-4x faster on CPU: with ragged lengths a packed
+    LSTM leaves PyTorch's fused oneDNN kernel (measured 0.74 s vs 0.20 s, batch 64 x 100 frames,
+    Bi-LSTM 256). Instead the forward direction runs on the padded batch as is (it is causal and
+    the padding comes last, so real steps never see it), and the backward direction runs forward
+    over each sequence reversed within its own length. Final states are read at each sequence's
+    last real step; outputs on padding are set to 0.
     """
 
     def __init__(self, input_dim: int, hidden: int, *, bidirectional: bool) -> None:
         super().__init__()
-        self.lstm = nn.LSTM(input_dim, hidden, batch_first=True, bidirectional=bidirectional)
+        self.forward_lstm = nn.LSTM(input_dim, hidden, batch_first=True)
+        self.backward_lstm = nn.LSTM(input_dim, hidden, batch_first=True) if bidirectional else None
         self.output_dim = hidden * (2 if bidirectional else 1)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x (B, T, D), lengths (B,) -> (outputs (B, T, output_dim) zero on padding, final (B, output_dim)).
 
         ``final`` concatenates the forward state after the last real step and the backward state
-        after the first step.
+        after the first step, as the ``h_n`` of a packed ``nn.LSTM`` would.
         """
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, (h_n, _) = self.lstm(packed)
-        outputs, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
-        final = torch.cat(list(h_n), dim=-1)  # (num_directions, B, H) -> (B, num_directions * H)
-        return outputs, final
+        mask = length_mask(lengths, x.shape[1])
+        last = (lengths.to(x.device) - 1).view(-1, 1, 1)
+        outputs, _ = self.forward_lstm(x)
+        finals = [outputs.gather(1, last.expand(-1, 1, outputs.shape[-1])).squeeze(1)]
+        if self.backward_lstm is not None:
+            backward, _ = self.backward_lstm(reverse_within_lengths(x, lengths))
+            finals.append(backward.gather(1, last.expand(-1, 1, backward.shape[-1])).squeeze(1))
+            outputs = torch.cat([outputs, reverse_within_lengths(backward, lengths)], dim=-1)
+        return zero_padding(outputs, mask), torch.cat(finals, dim=-1)
 
 
 class MaskedConvStack(nn.Module):
@@ -55,8 +74,8 @@ class MaskedConvStack(nn.Module):
         self.output_dim = channels
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x (B, T, D) zero on padding -> (features (B, T', C) zero on padding, lengths (B,))."""
-        h = x.transpose(1, 2)  # (B, D, T): Conv1d wants channels first
+        """x (B, T, D), lengths (B,) -> (features (B, T', C) zero on padding, lengths (B,))."""
+        h = zero_padding(x, length_mask(lengths, x.shape[1])).transpose(1, 2)  # Conv1d wants (B, D, T)
         for conv, pool in zip(self.convs, self.pools):
             h = self.act(conv(h))
             mask = length_mask(lengths, h.shape[-1]).unsqueeze(1)
@@ -84,30 +103,3 @@ class AdditiveAttention(nn.Module):
         weights = masked_softmax(scores.float(), mask)  # softmax in fp32 even under bf16 autocast
         context = torch.bmm(weights.unsqueeze(1).to(h.dtype), h).squeeze(1)
         return context, weights
-
-
-class FrameNorm(nn.Module):
-    """Per-feature standardisation of acoustic frames, padding kept at exactly 0.
-
-    The 34 features differ by orders of magnitude (energy vs spectral centroid), so the models
-    standardise them. The statistics are buffers, saved with the model, so a shipped model needs no
-    side file; they default to identity until ``set_stats`` is called with training-set statistics.
-    """
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(dim))
-        self.register_buffer("std", torch.ones(dim))
-
-    def set_stats(self, mean: torch.Tensor, std: torch.Tensor, eps: float = 1e-5) -> None:
-        mean = torch.as_tensor(mean, dtype=torch.float32).flatten()
-        std = torch.as_tensor(std, dtype=torch.float32).flatten()
-        if mean.shape != self.mean.shape or std.shape != self.std.shape:
-            raise ValueError(f"speech stats must have shape {tuple(self.mean.shape)}, got {tuple(mean.shape)}, {tuple(std.shape)}")
-        if not (torch.isfinite(mean).all() and torch.isfinite(std).all()) or (std < 0).any():
-            raise ValueError("speech stats must be finite with std >= 0")
-        self.mean.copy_(mean)
-        self.std.copy_(std.clamp_min(eps))  # a constant feature (std 0) must not divide by zero
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return zero_padding((x - self.mean) / self.std, mask)

@@ -1,9 +1,8 @@
 """Length masks and masked reductions, so padding never changes a model's output.
 
 Batches are padded at the end to the longest member. Every reduction over time in the models
-(global average pooling, attention, max pooling, the recurrent layers) goes through these helpers
-or through packed sequences, which is what makes an utterance's prediction independent of the
-batch it happens to be in.
+(global average pooling, attention, max pooling, the recurrent layers) goes through these helpers,
+which is what makes an utterance's prediction independent of the batch it happens to be in.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from emofusion.models.config import ModelConfig
-from emofusion.models.layers import AdditiveAttention, FrameNorm, MaskedConvStack, PackedLSTM
-from emofusion.models.masking import length_mask, masked_mean
+from emofusion.models.layers import AdditiveAttention, MaskedConvStack, MaskedLSTM
+from emofusion.models.masking import length_mask, masked_mean, zero_padding
 
 
 def _dense_stack(input_dim: int, widths, dropout: float) -> tuple[nn.Sequential, int]:
@@ -24,16 +24,19 @@ def _dense_stack(input_dim: int, widths, dropout: float) -> tuple[nn.Sequential,
 
 
 class SpeechEncoder(nn.Module):
-    """Base: standardises frames (padding stays 0) and leaves the rest to ``encode``."""
+    """Base: zeroes whatever lies beyond each length, then leaves the rest to ``encode``.
+
+    Frames arrive standardised by the feature pipeline (fitted on the training split), so 0 is the
+    average frame; zeroing here means padding content can never leak into a prediction.
+    """
 
     def __init__(self, speech_dim: int) -> None:
         super().__init__()
         self.speech_dim = speech_dim
-        self.norm = FrameNorm(speech_dim)
 
     def forward(self, speech: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         mask = length_mask(lengths, speech.shape[1])
-        return self.encode(self.norm(speech, mask), lengths, mask)
+        return self.encode(zero_padding(speech, mask), lengths, mask)
 
     def encode(self, x: torch.Tensor, lengths: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -43,8 +46,8 @@ class SpeechDNNEncoder(SpeechEncoder):
     """S-DNN: the whole (max_frames, 34) matrix flattened into a 512-256-128-32 ReLU network.
 
     A DNN over the paper's (100, 34) matrix has one input per (frame, feature) cell, so its input is
-    by definition the end-padded matrix: shorter utterances are zero-filled (after standardisation,
-    0 = the average frame) up to ``max_frames``. The padding is therefore part of the input, but it
+    by definition the end-padded matrix: shorter utterances are zero-filled (the input is standardised,
+    so 0 = the average frame) up to ``max_frames``. The padding is therefore part of the input, but it
     is the same padding whatever batch the utterance is in.
     """
 
@@ -96,7 +99,7 @@ class SpeechCLEncoder(SpeechEncoder):
         self.convs = MaskedConvStack(
             speech_dim, config.cnn_filters, config.cnn_kernels, config.cnn_pools, config.leaky_slope
         )
-        self.lstm = PackedLSTM(self.convs.output_dim, config.speech_lstm_hidden, bidirectional=True)
+        self.lstm = MaskedLSTM(self.convs.output_dim, config.speech_lstm_hidden, bidirectional=True)
         self.output_dim = self.lstm.output_dim
 
     def encode(self, x, lengths, mask):
@@ -112,7 +115,7 @@ class SpeechCBLAEncoder(SpeechEncoder):
     def __init__(self, speech_dim: int, max_frames: int, config: ModelConfig) -> None:
         super().__init__(speech_dim)
         self.cnn = ConvChannel(speech_dim, config)
-        self.lstm = PackedLSTM(speech_dim, config.speech_lstm_hidden, bidirectional=True)
+        self.lstm = MaskedLSTM(speech_dim, config.speech_lstm_hidden, bidirectional=True)
         self.attention = AdditiveAttention(self.lstm.output_dim, config.attention_dim)
         self.dense, self.output_dim = _dense_stack(
             self.cnn.output_dim + self.attention.output_dim, (config.cbla_dense,), config.dropout

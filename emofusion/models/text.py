@@ -1,8 +1,8 @@
 """Text encoders: word ids + lengths -> one feature vector per transcript (T-LSTM, T-BL).
 
 The word vectors are a frozen pretrained table (GloVe) kept inside the model, so a saved model
-carries its own vocabulary vectors. The LSTM runs on packed sequences, so padding to the batch's
-longest transcript and the paper's padding to 500 give the same result.
+carries its own vocabulary vectors. The LSTM never reads past a transcript's length
+(`MaskedLSTM`), so padding to the batch's longest transcript and the paper's padding to 500 give the same result.
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from emofusion.models.layers import PackedLSTM
+from emofusion.models.layers import MaskedLSTM
 
 
 class TextEncoder(nn.Module):
-    """Frozen embedding -> packed (Bi-)LSTM -> final hidden states.
+    """Frozen embedding -> length-aware (Bi-)LSTM -> final hidden states.
 
     Final states, not pooling: for the forward direction that is the state after the last real
     word, for the backward one the state after the first word, which is what Keras' LSTM (the
@@ -25,8 +25,11 @@ class TextEncoder(nn.Module):
         super().__init__()
         if embeddings.dim() != 2 or embeddings.shape[0] < 2 or embeddings.shape[1] < 1:
             raise ValueError(f"embeddings must be a (vocab >= 2, dim) matrix, got shape {tuple(embeddings.shape)}")
-        self.embedding = nn.Embedding.from_pretrained(embeddings.float(), freeze=True, padding_idx=0)
-        self.lstm = PackedLSTM(embeddings.shape[1], hidden, bidirectional=bidirectional)
+        # A private copy: from_pretrained would otherwise alias the caller's tensor, and anything
+        # done to one model's table (or the caller's) would silently change the others.
+        table = embeddings.detach().to(torch.float32, copy=True)
+        self.embedding = nn.Embedding.from_pretrained(table, freeze=True, padding_idx=0)
+        self.lstm = MaskedLSTM(embeddings.shape[1], hidden, bidirectional=bidirectional)
         self.output_dim = self.lstm.output_dim
 
     @property
