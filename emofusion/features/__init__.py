@@ -1,0 +1,1 @@
+"""Features: per-frame acoustic features of speech (pyAudioAnalysis's 34) and word vectors of text."""
