@@ -58,7 +58,8 @@ class EmotionClassifier(nn.Module):
         dim = self.speech_encoder.speech_dim
         if speech.dim() != 3 or speech.shape[2] != dim or speech.shape[1] < 1:
             raise ValueError(f"{self.name}: speech must have shape (B, T>=1, {dim}), got {tuple(speech.shape)}")
-        return speech, check_lengths(lengths, speech.shape[0], speech.shape[1], "speech")
+        # Lengths may arrive on another device than the data (e.g. CPU); masks are built beside the data.
+        return speech, check_lengths(lengths, speech.shape[0], speech.shape[1], "speech").to(speech.device)
 
     def _check_text(self, tokens, lengths):
         if tokens is None:
@@ -68,7 +69,7 @@ class EmotionClassifier(nn.Module):
             raise ValueError(
                 f"{self.name}: tokens must be an integer tensor (B, L>=1), got {tokens.dtype} {tuple(tokens.shape)}"
             )
-        return tokens, check_lengths(lengths, tokens.shape[0], tokens.shape[1], "text")
+        return tokens, check_lengths(lengths, tokens.shape[0], tokens.shape[1], "text").to(tokens.device)
 
     # --- L2 regularisation R(w) = sum w^2 (the *R models) ---
 
