@@ -11,7 +11,8 @@ exist:
   - the magnitude spectrum has ``n = W // 2`` bins spaced ``fs / W`` apart, but the MFCC filterbank
     is built as if they were spaced ``fs / n`` apart, so every filter sits at *half* its nominal
     frequency (the 133 Hz filter lands on 67 Hz, the top one near 3.4 kHz instead of 6.9 kHz);
-  - the centroid/spread frequency of bin ``k`` is ``(k + 1) * fs / (2 n)`` instead of ``k * fs / W``;
+  - the centroid/spread frequency of bin ``k`` is ``(k + 1) * fs / (2 n)`` instead of ``k * fs / W``
+    (for even ``W`` a shift of one bin: the centroid reads ``fs / W`` too high, the spread is unaffected);
   - chroma: bin ``k`` gets the pitch number ``round(12 log2(f_k / 27.5))`` (with the same shifted
     ``f_k``); the spectrum is *assigned* (``C[pitch] = power``), so of all bins sharing a pitch number
     only the last one survives; the DC-side bins get negative pitch numbers that wrap to the end of
