@@ -173,7 +173,7 @@ def create_app(
             text = _check_text(text, rec.name, limits.max_text_chars)
         read_ms = (time.perf_counter() - started) * 1e3
         body = await anyio.to_thread.run_sync(
-            _infer, rec, data, filename, text, limits, limiter=request.app.state.limiter
+            _infer, rec, data, filename, text, limits, torch_threads, limiter=request.app.state.limiter
         )
         body["timings_ms"] = {"read": round(read_ms, 3), **body["timings_ms"]}
         body["latency_ms"] = round((time.perf_counter() - started) * 1e3, 3)
@@ -188,8 +188,15 @@ def create_app_from_env() -> FastAPI:
     return create_app(None, **settings)
 
 
-def _infer(rec: EmotionRecognizer, data: bytes | None, filename: str | None, text: str | None, limits: Limits) -> dict:
+def _infer(
+    rec: EmotionRecognizer, data: bytes | None, filename: str | None, text: str | None, limits: Limits,
+    torch_threads: int | None,
+) -> dict:
     """Decode and predict; runs in a worker thread."""
+    # OpenMP keeps the thread count per thread: a pool thread created before startup would
+    # otherwise keep torch's default (all cores) and fight the other workers for them.
+    if torch_threads is not None and torch.get_num_threads() != torch_threads:
+        torch.set_num_threads(torch_threads)
     t0 = time.perf_counter()
     if data is not None:
         decoded = load_audio(data, max_seconds=limits.max_audio_seconds, name=f"audio file {filename!r}")

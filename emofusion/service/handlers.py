@@ -58,8 +58,10 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-    if exc.status_code == 400 and detail == "There was an error parsing the body":
-        detail = "malformed multipart/form-data body: send the fields 'audio' (a file) and 'text'"
+    if exc.status_code == 400:
+        # Only body parsing answers 400 here (FastAPI's generic text, or the multipart parser's).
+        reason = "" if detail == "There was an error parsing the body" else f" ({detail.rstrip('.')})"
+        detail = f"malformed multipart/form-data body{reason}: send the fields 'audio' (a file) and 'text'"
     return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
 

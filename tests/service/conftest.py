@@ -1,0 +1,103 @@
+"""Fixtures for the service tests: tiny real models trained on real clips, and real uvicorn servers.
+
+The models are the real M-CBLA-BLR and T-BL architectures shrunk to a few units and trained for
+one epoch on twelve RAVDESS clips paired with MELD sentences: quality is irrelevant here, what
+matters is that the service drives the same code path as with the shipped model.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from emofusion.corpora.manifest import read_manifest
+from emofusion.features.acoustic import AcousticConfig
+from emofusion.features.cache import FeatureCache
+from emofusion.features.text_encoder import TextConfig
+from emofusion.inference.recognizer import EmotionRecognizer
+from emofusion.models import ModelConfig
+from emofusion.training.config import TrainConfig
+from emofusion.training.trainer import train
+
+LABELS = ("ang", "exc", "neu", "sad")
+TINY = ModelConfig(
+    cnn_filters=(8, 8, 8, 8), speech_lstm_hidden=16, attention_dim=8, cbla_dense=16, text_lstm_hidden=16,
+    fusion_hidden=(32, 16),
+)
+
+
+@pytest.fixture(scope="session")
+def paired_utterances(shared_data: Path):
+    """Three utterances per class from the paired speech + text benchmark manifest."""
+    rows = read_manifest(shared_data / "bench" / "paired4.csv")
+    return [u for label in LABELS for u in [r for r in rows if r.label == label][:3]]
+
+
+def _train(name: str, utterances, out: Path) -> EmotionRecognizer:
+    train(
+        name, utterances, labels=LABELS, out_dir=out, cache=FeatureCache(AcousticConfig(), root=out / "cache"),
+        model_config=TINY, text_config=TextConfig(max_tokens=40, extra_vocab=1000),
+        train_config=TrainConfig(epochs=1, batch_size=8, bf16=False), progress=False,
+    )
+    return EmotionRecognizer.load(out)
+
+
+@pytest.fixture(scope="session")
+def fusion_model_dir(paired_utterances, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("m-cbla-blr")
+    _train("M-CBLA-BLR", paired_utterances, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def fusion_recognizer(fusion_model_dir) -> EmotionRecognizer:
+    return EmotionRecognizer.load(fusion_model_dir)
+
+
+@pytest.fixture(scope="session")
+def text_recognizer(paired_utterances, tmp_path_factory) -> EmotionRecognizer:
+    return _train("T-BL", paired_utterances, tmp_path_factory.mktemp("t-bl"))
+
+
+class LiveServer:
+    """A uvicorn server for ``app`` on a free loopback port, run in a background thread."""
+
+    def __init__(self, app):
+        self.app = app
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))  # port 0: the kernel picks a free one, no race
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> "LiveServer":
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+
+# Small limits so the limit tests send kilobytes, not the 20 MiB default.
+TEST_LIMITS = dict(max_upload_bytes=512 * 1024, max_audio_seconds=8.0, max_text_chars=200)
+
+
+@pytest.fixture(scope="session")
+def fusion_server(fusion_recognizer):
+    from emofusion.service import create_app
+
+    with LiveServer(create_app(fusion_recognizer, **TEST_LIMITS)) as server:
+        yield server
