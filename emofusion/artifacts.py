@@ -6,17 +6,15 @@ provenance, metrics). Nothing is unpickled, so loading a model from an untrusted
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
 from emofusion.errors import ConfigError
 from emofusion.features.pipeline import FeaturePipeline
+from emofusion.fileio import atomic_path, write_json_atomic
 from emofusion.models import ModelConfig, build_model
 
 WEIGHTS_FILE = "model.safetensors"
@@ -61,10 +59,8 @@ def save_trained(
         "pipeline": pipeline.state(),
         **(extra or {}),
     }
-    fd, tmp = tempfile.mkstemp(dir=out, suffix=".tmp")
-    os.close(fd)
-    save_file(state, tmp)
-    os.replace(tmp, out / WEIGHTS_FILE)
+    with atomic_path(out / WEIGHTS_FILE) as tmp:
+        save_file(state, tmp)
     write_json_atomic(out / META_FILE, meta)
     return out
 
@@ -91,27 +87,19 @@ def load_trained(run_dir: str | Path, device: str | torch.device = "cpu") -> Tra
     )
     model.load_state_dict(state)
     model.to(device).eval()
-    pipeline = FeaturePipeline.from_state(meta["pipeline"])
+    # The vocabulary's vectors are the model's frozen embedding table: stored once, in the weights.
+    table = _embedding_tensor(state)
+    pipeline = FeaturePipeline.from_state(meta["pipeline"], None if table is None else table.numpy())
     return TrainedModel(meta["name"], labels, model, pipeline, meta)
 
 
+def _embedding_tensor(state: dict[str, torch.Tensor]) -> torch.Tensor | None:
+    tables = [v for k, v in state.items() if k.endswith("embedding.weight")]
+    if any(t.shape != tables[0].shape or not torch.equal(t, tables[0]) for t in tables[1:]):
+        raise ConfigError("model has several different embedding tables")
+    return tables[0].float() if tables else None
+
+
 def _embedding_shape(state: dict[str, torch.Tensor]) -> list[int] | None:
-    shapes = {tuple(v.shape) for k, v in state.items() if k.endswith("embedding.weight")}
-    if len(shapes) > 1:
-        raise ConfigError(f"model has several embedding tables {shapes}")
-    return list(shapes.pop()) if shapes else None
-
-
-def write_json_atomic(path: Path, obj) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, ensure_ascii=False, default=_json_default)
-    os.replace(tmp, path)
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value)}")
+    table = _embedding_tensor(state)
+    return None if table is None else list(table.shape)

@@ -16,3 +16,27 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "bench").is_dir():
         pytest.skip("../shared/data is not present")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """The generated corpus of tests/tiny_corpus.py, its manifest, word vectors and a feature cache."""
+    from tiny_corpus import make_corpus, write_vectors
+
+    from emofusion.features.acoustic import AcousticConfig
+    from emofusion.features.cache import FeatureCache
+    from emofusion.features.text_encoder import TextConfig
+
+    root = tmp_path_factory.mktemp("tiny")
+    utterances = make_corpus(root / "corpus")
+    vectors = write_vectors(root / "vectors.txt")
+    acoustic = AcousticConfig(max_frames=40)
+    return {
+        "root": root,
+        "utterances": utterances,
+        "manifest": root / "corpus" / "manifest.csv",
+        "vectors": vectors,
+        "acoustic": acoustic,
+        "text": TextConfig(vectors=str(vectors), extra_vocab=0),
+        "cache": FeatureCache(acoustic, root=root / "cache"),
+    }

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Iterable
@@ -22,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from emofusion.errors import AudioError
+from emofusion.fileio import save_npy_atomic, write_bytes_atomic
 from emofusion.features.acoustic import AcousticConfig, extract_file
 
 # Bump when the extraction code changes results, so stale caches are not reused.
@@ -64,7 +64,7 @@ class FeatureCache:
         self.directory.mkdir(parents=True, exist_ok=True)
         config_file = self.directory / "config.json"
         if not config_file.exists():
-            _atomic_write_bytes(config_file, json.dumps(key, indent=2, sort_keys=True).encode())
+            write_bytes_atomic(config_file, json.dumps(key, indent=2, sort_keys=True).encode())
 
     def entry_path(self, audio: str | Path) -> Path:
         path = Path(audio).resolve()
@@ -129,7 +129,7 @@ class FeatureCache:
                 if frames is None:
                     failures.append(error)
                 else:
-                    _atomic_save(self.entry_path(path), frames)
+                    save_npy_atomic(self.entry_path(path), frames)
                     out[path] = frames
                 bar.update(1)
         finally:
@@ -141,21 +141,3 @@ class FeatureCache:
             more = f"\n  ... and {len(failures) - 20} more" if len(failures) > 20 else ""
             raise AudioError(f"{len(failures)} of {len(files)} audio files failed:\n  {shown}{more}")
         return out
-
-
-def _atomic_save(path: Path, array: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)

@@ -117,5 +117,7 @@ class FeaturePipeline:
             pipeline.mean = np.asarray(state["mean"], dtype=np.float64)
             pipeline.std = np.asarray(state["std"], dtype=np.float64)
         if state.get("text"):
-            pipeline.text_encoder = TextEncoder.from_state(state["text"], embedding_matrix)
+            if embedding_matrix is None:
+                raise ConfigError("a text model's pipeline needs its embedding table to load")
+            pipeline.text_encoder = TextEncoder.from_state(state["text"], {"embedding": embedding_matrix})
         return pipeline

@@ -7,8 +7,6 @@ recording (``clip.wav`` + ``clip.txt``), the layout most corpora ship.
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +14,7 @@ from tqdm import tqdm
 
 from emofusion.corpora.manifest import read_manifest
 from emofusion.errors import ConfigError, EmofusionError
+from emofusion.fileio import write_atomic
 from emofusion.inference.recognizer import EmotionRecognizer
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au"}
@@ -81,10 +80,10 @@ def predict_to_csv(
         bar.update(len(chunk))
     bar.close()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+    def write(f):
         writer = csv.DictWriter(f, fieldnames=["id", "predicted", *[f"p_{c}" for c in labels], "error"])
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, out)
+
+    write_atomic(out, write, mode="w", newline="", encoding="utf-8")
     return len(items) - failed, failed

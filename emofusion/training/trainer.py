@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -24,6 +22,7 @@ from tqdm import tqdm
 
 from emofusion.artifacts import META_FILE, TrainedModel, load_trained, save_trained
 from emofusion.errors import ConfigError
+from emofusion.fileio import atomic_path
 from emofusion.features.acoustic import AcousticConfig
 from emofusion.features.cache import FeatureCache
 from emofusion.features.pipeline import FeaturePipeline
@@ -154,7 +153,7 @@ def _train_epoch(model, encoded: EncodedSet, optimizer, generator, cfg: TrainCon
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
         n = len(targets)
-        total_loss += float(loss) * n
+        total_loss += loss.item() * n
         correct += int((logits.argmax(1) == targets).sum())
         seen += n
         bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
@@ -216,14 +215,8 @@ def _save_checkpoint(path: Path, fingerprint, epoch, model, optimizer, generator
     }
     if torch.cuda.is_available():
         state["cuda_rng"] = torch.cuda.get_rng_state_all()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _resume(path: Path, fingerprint, model, optimizer, generator) -> tuple[int, list[dict]]:

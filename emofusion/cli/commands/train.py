@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from emofusion.artifacts import write_json_atomic
+from emofusion.fileio import write_json_atomic
 from emofusion.cli.options import (
     add_data_options, add_training_options, experiment_config, feature_cache, load_utterances,
 )
