@@ -1,0 +1,97 @@
+"""The web page in headless Chromium (Debian's /usr/bin/chromium, driven by Playwright).
+
+Upload + transcript -> the label the API gives for the same input and one bar per class; a
+submission without audio -> the API's message in the error box; a microphone recording (Chromium's
+fake capture device, a beeping tone) -> a WAV the server decodes -> a result.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import LABELS
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    # A fake microphone that plays a tone, and no permission prompt for it.
+    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is absent (Debian package 'chromium')")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, fusion_server):
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{fusion_server.url}/")
+    page.wait_for_selector("#model-info:has-text('M-CBLA-BLR')")
+    yield page
+    context.close()
+
+
+def test_upload_and_transcript_show_the_prediction(page, fusion_server, paired_utterances, tmp_path_factory):
+    u = paired_utterances[1]
+    with u.audio.open("rb") as f:
+        expected = httpx.post(f"{fusion_server.url}/v1/predict", files={"audio": (u.audio.name, f, "audio/flac")},
+                              data={"text": u.text}, timeout=30).json()
+
+    page.set_input_files("#audio-file", str(u.audio))
+    page.fill("#text", u.text)
+    page.click("#predict")
+    page.wait_for_selector("#result:not([hidden])", timeout=20_000)
+
+    assert page.text_content("#label").split(" ")[0] == expected["label"]
+    rows = page.query_selector_all("#bars .bar-row")
+    assert [r.get_attribute("data-label") for r in rows] == list(LABELS)
+    top = page.query_selector_all("#bars .bar-row.top")
+    assert [r.get_attribute("data-label") for r in top] == [expected["label"]]
+    for row in rows:
+        shown = float(row.query_selector(".bar-value").text_content().rstrip("%"))
+        assert shown == pytest.approx(100 * expected["probabilities"][row.get_attribute("data-label")], abs=0.051)
+    assert "ms on the server" in page.text_content("#latency")
+    assert page.is_hidden("#error") and page.is_hidden("#playback")  # no empty player without a recording
+    shot = tmp_path_factory.mktemp("page") / "result.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 0
+
+
+def test_missing_audio_shows_the_api_error(page, tmp_path):
+    page.fill("#text", "Where is everybody?")
+    page.click("#predict")
+    page.wait_for_selector("#error:not([hidden])", timeout=20_000)
+    assert "no audio file" in page.text_content("#error")
+    assert page.is_hidden("#result")
+    page.screenshot(path=str(tmp_path / "error.png"), full_page=True)
+
+
+def test_microphone_recording_is_sent_as_wav(page, fusion_server):
+    page.click("#record")
+    page.wait_for_selector("#record-status:has-text('Recording')")
+    page.wait_for_timeout(1500)
+    page.click("#stop")
+    page.wait_for_selector("#record-status:has-text('Recorded')")
+    seconds = float(page.text_content("#record-status").split()[1])
+    assert 1.0 <= seconds <= 5.0
+    page.fill("#text", "I can't believe it.")
+    page.click("#predict")
+    page.wait_for_selector("#result:not([hidden]), #error:not([hidden])", timeout=20_000)
+    assert page.is_hidden("#error"), page.text_content("#error")
+    assert page.text_content("#label").split(" ")[0] in LABELS
+    assert len(page.query_selector_all("#bars .bar-row")) == len(LABELS)
