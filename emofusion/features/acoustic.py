@@ -4,11 +4,13 @@ pyAudioAnalysis (``ShortTermFeatures.feature_extraction``) loops over frames in 
 feature is an array operation over a block of frames: one batched real FFT, sub-block energies by
 reshaping, the MFCC filterbank and the chroma mapping as fixed sparse sums (see
 :mod:`emofusion.features.acoustic_tables`). In the default ``"pyaudioanalysis"`` mode the result
-equals the package's ``feature_extraction(signal, fs, W, S, deltas=False).T`` to ~1e-12 on the
-same input array, quirks included:
+equals the package's ``feature_extraction(signal, fs, W, S, deltas=False).T`` on the same input
+array to ~1e-14 (only summation order differs; the tests demand 1e-9), quirks included:
 
 * the signal is divided by 2^15, its mean is removed and it is scaled to peak 1 (``+1e-10`` in the
-  divisor), so the features do not depend on the input's scale or DC offset;
+  divisor), so the features do not depend on the input's scale or DC offset. (The package expects
+  int16-scale samples; for a [-1, 1] float signal of peak ``p`` the ``1e-10`` scales it by
+  ``1 - 3.3e-6 / p``, immaterial, and we reproduce that too.)
 * rectangular frames of ``W`` samples every ``S`` samples, no padding: ``(N - W) // S + 1`` frames;
 * magnitude spectrum = ``|FFT|`` of the first ``W // 2`` bins divided by ``W // 2``;
 * spectral flux of the first frame is 0 (it is compared with itself);
@@ -185,7 +187,7 @@ def extract_frames(
     tables = spectral_tables(config.sample_rate, window, config.mode)
     n_frames = count_frames(x.size, config)
     out = np.empty((n_frames, N_FEATURES))
-    previous = None  # last magnitude spectrum of the previous block, for spectral flux
+    previous = None  # the previous block's last (sum-normalised) spectrum, for spectral flux
     for first in range(0, n_frames, _BLOCK_FRAMES):
         last = min(first + _BLOCK_FRAMES, n_frames)
         out[first:last], previous = _block_features(x, first, last, config, tables, previous)
