@@ -46,7 +46,7 @@ class ModelConfig:
     cnn_dense: int = 128  # S-CNN's dense layer after global average pooling (paper gives no width)
     # --- recurrent speech layers (S-CL, S-CBLA channel b) ---
     # Paper: Bi-LSTM 256, read as 256 units per direction, as Keras' Bidirectional(LSTM(256)). The costliest
-    # layer (100 steps on raw frames in S-CBLA); 128 roughly halves M-CBLA-* step time.
+    # layer (100 raw frames in S-CBLA): fwd+bwd, batch 64, 2 CPU cores: 0.23 s at 256, 0.09 s at 128.
     speech_lstm_hidden: int = 256
     attention_dim: int = 128  # additive (Bahdanau) attention projection; half the LSTM width is the usual choice
     cbla_dense: int = 256  # dense after concat(a, b) in S-CBLA; this is S in M-CBLA-*
