@@ -256,3 +256,19 @@ def test_inference_runs_off_the_event_loop_on_one_torch_thread(fusion_model_dir,
     assert health.status_code == 200
     assert result["r"].status_code == 200
     assert _Gated.torch_threads == [1]
+
+
+# ---------------------------------------------------------------- command line
+
+
+def test_serve_command_maps_options_and_rejects_a_missing_model(tmp_path, capsys):
+    from emofusion.cli.commands.serve import settings_of
+    from emofusion.cli.main import build_parser, main
+
+    args = build_parser().parse_args(["serve", "--model", "run", "--max-upload-mb", "1.5", "--max-text-chars", "99"])
+    settings = settings_of(args)
+    assert settings["max_upload_bytes"] == 1572864 and settings["max_text_chars"] == 99
+    assert settings["model_dir"] == "run" and settings["torch_threads"] == 1
+    assert main(["serve", "--model", str(tmp_path / "nowhere")]) == 2
+    assert "not a trained model folder" in capsys.readouterr().err
+    assert main(["serve", "--model", str(tmp_path), "--workers", "0"]) == 2

@@ -8,7 +8,6 @@ fake capture device, a beeping tone) -> a WAV the server decodes -> a result.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import httpx
 import pytest
