@@ -10,6 +10,7 @@ import sys
 from emofusion import __version__
 from emofusion.cli import commands
 from emofusion.errors import EmofusionError
+from emofusion.runtime import tune_allocator
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    tune_allocator()
     try:
         return int(args.func(args) or 0)
     except EmofusionError as exc:

@@ -32,7 +32,7 @@ from emofusion.evaluation.plots import plot_confusion, plot_features, plot_wa_ua
 
 PROTOCOLS: dict[str, str] = {
     "paper": "the paper's split: train Sessions 1-4, test Session 5",
-    "loso": "leave-one-session-out (5 folds); each seed's folds pooled before averaging over seeds",
+    "loso": "leave-one-session-out, one fold per session; each seed's folds pooled before averaging over seeds",
 }
 
 

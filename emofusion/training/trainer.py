@@ -30,6 +30,7 @@ from emofusion.features.text_encoder import TextConfig
 from emofusion.features.word_vectors import WordVectors
 from emofusion.models import ModelConfig, build_model, canonical_name
 from emofusion.records import Utterance
+from emofusion.runtime import tune_allocator
 from emofusion.training.config import TrainConfig
 from emofusion.training.data import EncodedSet, iterate_batches
 from emofusion.training.encode import encode_utterances, load_frames, modalities_of, usable
@@ -70,6 +71,7 @@ def train(
 
     Re-running with the same arguments resumes an interrupted run, or returns the finished model.
     """
+    tune_allocator()
     name = canonical_name(model_name)
     modalities = modalities_of(name)
     train_config = train_config or TrainConfig()
