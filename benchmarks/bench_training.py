@@ -1,0 +1,146 @@
+"""Training speed: the paper's padded-to-500 computation vs emofusion's, and all of Table 1.
+
+Usage: ``python benchmarks/bench_training.py [--baseline-batches 4] [--threads 2]``
+
+IEMOCAP-sized synthetic data (2,034 training utterances, the paper protocol's training set):
+transcript lengths drawn from a log-normal fitted to conversational speech (median ~11 tokens,
+long tail clipped at 120), speech lengths from utterance durations (median ~3.5 s) capped at the
+paper's 100 frames. Both sides use the same model, weights, optimiser and allocator settings.
+
+- baseline: every transcript padded to the paper's 500 tokens, random batches, float32;
+- emofusion: padded to each batch's longest, length-bucketed batches, bf16 autocast.
+
+The baseline epoch is projected from ``--baseline-batches`` timed batches (a full one takes minutes);
+ours is a full measured epoch. Then one measured epoch of each of the eleven models gives the
+projected time of the whole Table 1 (20 epochs each, paper protocol).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from emofusion.features.pipeline import SpeechInputs
+from emofusion.models import MODEL_NAMES, build_model
+from emofusion.runtime import tune_allocator
+from emofusion.training.config import TrainConfig
+from emofusion.training.data import EncodedSet, collate, iterate_batches
+from emofusion.training.trainer import autocast
+
+N_TRAIN = 2034
+N_CLASSES = 4
+VOCAB, DIM = 20_000, 50  # GloVe 6B 50-d, vocabulary as the shipped default keeps it
+PAPER_MAX_TOKENS = 500
+
+
+def synthetic_set(seed: int = 0) -> EncodedSet:
+    rng = np.random.default_rng(seed)
+    text_lengths = np.clip(rng.lognormal(np.log(11), 0.8, N_TRAIN).astype(int), 1, 120)
+    seconds = rng.lognormal(np.log(3.5), 0.6, N_TRAIN)
+    frames = np.clip(((seconds - 0.05) / 0.025 + 1).astype(int), 1, 100)
+    speech = rng.normal(size=(N_TRAIN, 100, 34)).astype(np.float32)
+    for i, n in enumerate(frames):
+        speech[i, n:] = 0
+    tokens = [rng.integers(2, VOCAB, n).astype(np.int64) for n in text_lengths]
+    labels = rng.integers(0, N_CLASSES, N_TRAIN).astype(np.int64)
+    return EncodedSet(labels=labels, speech=SpeechInputs(speech, frames.astype(np.int64)), tokens=tokens)
+
+
+def make_model(name: str, seed: int = 0):
+    torch.manual_seed(seed)
+    model = build_model(name, n_classes=N_CLASSES, embeddings=torch.randn(VOCAB, DIM))
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    return model, optimizer
+
+
+def step(model, optimizer, inputs, targets, bf16: bool) -> None:
+    with autocast(torch.device("cpu"), bf16):
+        logits = model(**inputs)
+    loss = F.cross_entropy(logits.float(), targets)
+    if model.uses_l2:
+        loss = loss + 1e-4 * model.l2_penalty()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+def restrict(inputs: dict, modalities) -> dict:
+    keep = set()
+    if "speech" in modalities:
+        keep |= {"speech", "speech_lengths"}
+    if "text" in modalities:
+        keep |= {"tokens", "text_lengths"}
+    return {k: v for k, v in inputs.items() if k in keep}
+
+
+def padded_to_500(inputs: dict) -> dict:
+    out = dict(inputs)
+    tokens = inputs["tokens"]
+    out["tokens"] = F.pad(tokens, (0, PAPER_MAX_TOKENS - tokens.shape[1]))
+    return out
+
+
+def time_baseline(data: EncodedSet, n_batches: int, batch_size: int) -> tuple[float, int]:
+    model, optimizer = make_model("M-CBLA-BLR")
+    gen = torch.Generator().manual_seed(0)
+    batches = list(iterate_batches(data, batch_size, device=torch.device("cpu"), shuffle=True, bucket=False, generator=gen))
+    step(model, optimizer, padded_to_500(batches[0][0]), batches[0][1], bf16=False)  # warm-up
+    start = time.perf_counter()
+    for inputs, targets, _ in batches[1 : 1 + n_batches]:
+        step(model, optimizer, padded_to_500(inputs), targets, bf16=False)
+    per_batch = (time.perf_counter() - start) / n_batches
+    return per_batch * len(batches), len(batches)
+
+
+def time_epoch(name: str, data: EncodedSet, cfg: TrainConfig) -> float:
+    model, optimizer = make_model(name)
+    gen = torch.Generator().manual_seed(0)
+    batches = list(iterate_batches(data, cfg.batch_size, device=torch.device("cpu"), shuffle=True,
+                                   bucket=cfg.bucket_by_length, generator=gen))
+    first_inputs, first_targets, _ = batches[0]
+    step(model, optimizer, restrict(first_inputs, model.modalities), first_targets, cfg.bf16)  # warm-up
+    start = time.perf_counter()
+    for inputs, targets, _ in batches:
+        step(model, optimizer, restrict(inputs, model.modalities), targets, cfg.bf16)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--baseline-batches", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--skip-table", action="store_true", help="only the baseline comparison")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    tune_allocator()
+    cfg = TrainConfig()
+    data = synthetic_set()
+    print(f"{N_TRAIN} utterances, batch {cfg.batch_size}, torch {torch.__version__}, {args.threads} threads")
+    print(f"median transcript {int(np.median([len(t) for t in data.tokens]))} tokens, "
+          f"median speech {int(np.median(data.speech.lengths))} frames\n")
+
+    baseline, n_batches = time_baseline(data, args.baseline_batches, cfg.batch_size)
+    ours = time_epoch("M-CBLA-BLR", data, cfg)
+    print("M-CBLA-BLR, one training epoch")
+    print(f"{'computation':<44} {'s/epoch':>8}")
+    print(f"{'padded to 500 tokens, fp32, random batches':<44} {baseline:8.1f}   "
+          f"(projected from {args.baseline_batches} of {n_batches} batches)")
+    print(f"{'batch-longest, length buckets, bf16':<44} {ours:8.1f}   (measured)")
+    print(f"speed-up: {baseline / ours:.1f}x\n")
+    if args.skip_table:
+        return
+    print(f"{'model':<12} {'s/epoch':>8} {'20 epochs, s':>13}")
+    total = 0.0
+    for name in MODEL_NAMES:
+        seconds = ours if name == "M-CBLA-BLR" else time_epoch(name, data, cfg)
+        total += seconds * cfg.epochs
+        print(f"{name:<12} {seconds:8.2f} {seconds * cfg.epochs:13.1f}")
+    print(f"whole Table 1 (11 models x {cfg.epochs} epochs, paper protocol): {total / 60:.1f} min projected")
+
+
+if __name__ == "__main__":
+    main()
