@@ -1,0 +1,120 @@
+"""EmotionRecognizer: one object, every input form, batches, long audio, and bad input."""
+
+import io
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tiny_corpus import LABELS, PITCH
+
+from emofusion.errors import AudioError, ConfigError, TextError
+from emofusion.inference import EmotionRecognizer
+from emofusion.models import ModelConfig
+from emofusion.training.config import TrainConfig
+from emofusion.training.trainer import train
+
+SMALL = ModelConfig(
+    dnn_hidden=(64, 32, 16, 8), cnn_filters=(16, 16, 32, 32), speech_lstm_hidden=32, attention_dim=16,
+    cbla_dense=32, cnn_dense=32, text_lstm_hidden=32, fusion_hidden=(64, 32),
+)
+
+
+def _fit(tiny, out, model):
+    return train(
+        model, tiny["utterances"], labels=LABELS, out_dir=out, cache=tiny["cache"], acoustic=tiny["acoustic"],
+        text_config=tiny["text"], model_config=SMALL,
+        train_config=TrainConfig(epochs=25, batch_size=8, learning_rate=3e-3, bf16=False), progress=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def fused(tiny, tmp_path_factory):
+    out = tmp_path_factory.mktemp("fused")
+    _fit(tiny, out, "M-CBLA-BLR")
+    return EmotionRecognizer.load(out)
+
+
+@pytest.fixture(scope="module")
+def speech_only(tiny, tmp_path_factory):
+    out = tmp_path_factory.mktemp("speech")
+    _fit(tiny, out, "S-CBLA")
+    return EmotionRecognizer.load(out)
+
+
+def _tone(label, seconds=1.0, rate=16000):
+    t = np.arange(int(rate * seconds)) / rate
+    return 0.4 * np.sin(2 * np.pi * PITCH[label] * t)
+
+
+def test_path_array_and_bytes_give_the_same_prediction(fused, tiny):
+    u = tiny["utterances"][0]
+    samples, rate = sf.read(u.audio)
+    buf = io.BytesIO()
+    sf.write(buf, samples, rate, format="FLAC")
+    a = fused.predict(u.audio, u.text)
+    b = fused.predict(samples, u.text, sample_rate=rate)
+    c = fused.predict(buf.getvalue(), u.text)
+    assert a.label == u.label
+    assert sum(a.probabilities.values()) == pytest.approx(1.0)
+    for other in (b, c):
+        assert other.label == a.label
+        for k in LABELS:
+            assert other.probabilities[k] == pytest.approx(a.probabilities[k], abs=1e-4)
+
+
+def test_batch_equals_one_by_one(fused, tiny):
+    utts = tiny["utterances"][:6]
+    batch = fused.predict_batch([(u.audio, u.text) for u in utts])
+    for u, p in zip(utts, batch):
+        single = fused.predict(u.audio, u.text)
+        assert p.label == single.label == u.label
+        for k in LABELS:
+            assert p.probabilities[k] == pytest.approx(single.probabilities[k], abs=1e-5)
+
+
+def test_other_rates_and_channels_are_accepted(speech_only):
+    for rate in (8000, 22050, 44100, 48000):
+        x = _tone("neu", rate=rate)
+        assert speech_only.predict(np.stack([x, x], axis=1), sample_rate=rate).label == "neu"
+
+
+def test_long_audio_is_windowed_and_every_window_counts(speech_only):
+    # 40-frame windows (tiny config): 6 s of "sad" then 6 s of "ang" -> both classes get ~half the
+    # probability mass, where a model reading only the first window would say "sad" alone.
+    rate = 16000
+    x = np.concatenate([_tone("sad", 6.0), _tone("ang", 6.0)])
+    p = speech_only.predict(x, sample_rate=rate)
+    assert p.windows == len(range(0, (len(x) - 800) // 400 + 1, 40))
+    assert p.probabilities["sad"] > 0.3 and p.probabilities["ang"] > 0.3
+    head_only = speech_only.predict(x[: rate], sample_rate=rate)
+    assert head_only.probabilities["sad"] > 0.9
+
+
+def test_clipped_audio_still_predicts(speech_only):
+    # Hard clipping turns the tone into a near-square wave (new harmonics); no label is promised,
+    # but it must be a normal prediction, not an error or NaNs.
+    p = speech_only.predict(np.clip(3 * _tone("exc"), -1, 1), sample_rate=16000)
+    assert p.label in LABELS
+    assert np.isfinite(list(p.probabilities.values())).all()
+    assert sum(p.probabilities.values()) == pytest.approx(1.0)
+
+
+def test_bad_inputs_raise_specific_errors(fused, speech_only, tiny):
+    u = tiny["utterances"][0]
+    with pytest.raises(TextError, match="needs the transcript"):
+        fused.predict(u.audio, "   ")
+    with pytest.raises(ConfigError, match="needs audio"):
+        fused.predict(None, "hello")
+    with pytest.raises(AudioError, match="silent"):
+        speech_only.predict(np.zeros(16000), sample_rate=16000)
+    with pytest.raises(AudioError, match="shorter than one"):
+        speech_only.predict(_tone("neu", 0.02), sample_rate=16000)
+    with pytest.raises(AudioError, match="exceeds the limit of 600 s"):
+        speech_only.predict(np.ones(16000 * 601, dtype=np.float32) * 0.1, sample_rate=16000)
+
+
+def test_short_and_non_ascii_inputs_predict(fused, tiny):
+    u = tiny["utterances"][0]
+    p = fused.predict(_tone(u.label, 0.1), "café — naïve 😊 “quoted” ¿qué?", sample_rate=16000)
+    assert p.label in LABELS and sum(p.probabilities.values()) == pytest.approx(1.0)
