@@ -6,3 +6,12 @@ training -> evaluation (metrics, reports) -> inference (Python API) -> service /
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # Lazy, so `import emofusion` (and the CLI's start-up) does not import torch until needed.
+    if name in {"EmotionRecognizer", "Prediction"}:
+        from emofusion import inference
+
+        return getattr(inference, name)
+    raise AttributeError(f"module 'emofusion' has no attribute {name!r}")

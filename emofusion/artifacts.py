@@ -44,11 +44,16 @@ def save_trained(
     pipeline: FeaturePipeline,
     model_config: ModelConfig,
     extra: dict | None = None,
+    dtype: torch.dtype | None = None,
 ) -> Path:
-    """Write weights and metadata atomically (each file renamed into place when complete)."""
+    """Write weights and metadata atomically (each file renamed into place when complete).
+
+    ``dtype=torch.float16`` halves the file (used for the shipped model); floats are loaded back
+    as float32, so only storage precision changes.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    state = {k: _stored(v, dtype) for k, v in model.state_dict().items()}
     embedding = _embedding_shape(state)
     meta = {
         "format": FORMAT_VERSION,
@@ -73,7 +78,7 @@ def load_trained(run_dir: str | Path, device: str | torch.device = "cpu") -> Tra
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     if meta.get("format") != FORMAT_VERSION:
         raise ConfigError(f"{run}: model format {meta.get('format')} is not {FORMAT_VERSION}")
-    state = load_file(str(weights_path))
+    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(weights_path)).items()}
     embeddings = None
     if meta.get("embedding_shape"):
         # Placeholder of the right shape; load_state_dict fills in the real table.
@@ -91,6 +96,13 @@ def load_trained(run_dir: str | Path, device: str | torch.device = "cpu") -> Tra
     table = _embedding_tensor(state)
     pipeline = FeaturePipeline.from_state(meta["pipeline"], None if table is None else table.numpy())
     return TrainedModel(meta["name"], labels, model, pipeline, meta)
+
+
+def _stored(tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    tensor = tensor.detach().to("cpu")
+    if dtype is not None and tensor.is_floating_point():
+        tensor = tensor.to(dtype)
+    return tensor.contiguous()
 
 
 def _embedding_tensor(state: dict[str, torch.Tensor]) -> torch.Tensor | None:
