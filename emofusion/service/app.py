@@ -5,16 +5,17 @@
     GET  /             the web page (static/index.html): upload or record, type, predict
     GET  /docs         interactive OpenAPI documentation
 
-Inference is CPU-bound, so it runs in worker threads (never on the event loop, which keeps
-accepting connections) and at most ``concurrency`` requests compute at once: more would only
-time-slice the same cores and raise every request's latency. Each computation uses
-``torch_threads`` intra-op threads (1 by default: a single utterance is too small for torch's
-thread pool to pay for its synchronisation; parallelism comes from concurrent requests, or from
-several server processes with ``emofusion serve --workers N``).
+Inference is CPU-bound and never runs on the event loop, which keeps accepting connections.
+Decoding and feature extraction run in worker threads (at most ``concurrency`` at once: more would
+only time-slice the same cores); the model pass runs on one thread that batches every request that
+queued meanwhile (`MicroBatcher`), so under load concurrent requests share a forward pass. Torch
+uses ``torch_threads`` intra-op threads (1 by default: one utterance is too small for torch's
+thread pool to pay for its synchronisation). ``emofusion serve --workers N`` adds processes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -32,7 +33,8 @@ from starlette.exceptions import HTTPException
 from emofusion import __version__
 from emofusion.audio import load_audio
 from emofusion.errors import ConfigError, TextError
-from emofusion.inference.recognizer import EmotionRecognizer
+from emofusion.inference.recognizer import EmotionRecognizer, PreparedInput
+from emofusion.service.batcher import MicroBatcher
 from emofusion.service.handlers import install_handlers
 from emofusion.service.limits import BodySizeLimit
 from emofusion.service.schemas import ERROR_RESPONSES, HealthResponse, PredictResponse
@@ -105,9 +107,11 @@ def create_app(
         app.state.limiter = anyio.CapacityLimiter(slots)
         if app.state.recognizer is None:
             app.state.recognizer = await anyio.to_thread.run_sync(EmotionRecognizer.load, model_dir)
+        app.state.batcher = MicroBatcher(app.state.recognizer, torch_threads=torch_threads)
         try:
             yield
         finally:
+            app.state.batcher.close()
             if torch_threads is not None:
                 torch.set_num_threads(previous_threads)
 
@@ -172,10 +176,22 @@ def create_app(
         if uses_text:
             text = _check_text(text, rec.name, limits.max_text_chars)
         read_ms = (time.perf_counter() - started) * 1e3
-        body = await anyio.to_thread.run_sync(
-            _infer, rec, data, filename, text, limits, torch_threads, limiter=request.app.state.limiter
+        prepared, decode_ms = await anyio.to_thread.run_sync(
+            _prepare, rec, data, filename, text, limits, torch_threads, limiter=request.app.state.limiter
         )
-        body["timings_ms"] = {"read": round(read_ms, 3), **body["timings_ms"]}
+        prediction = await asyncio.wrap_future(request.app.state.batcher.submit(prepared))
+        body = {
+            "label": prediction.label,
+            "probabilities": prediction.probabilities,
+            "model": rec.name,
+            "modalities": list(prediction.modalities),
+            "windows": prediction.windows,
+            "timings_ms": {
+                "read": round(read_ms, 3),
+                "decode": round(decode_ms, 3),
+                **{k: round(v, 3) for k, v in prediction.timings_ms.items()},
+            },
+        }
         body["latency_ms"] = round((time.perf_counter() - started) * 1e3, 3)
         return PredictResponse(**body)
 
@@ -188,11 +204,11 @@ def create_app_from_env() -> FastAPI:
     return create_app(None, **settings)
 
 
-def _infer(
+def _prepare(
     rec: EmotionRecognizer, data: bytes | None, filename: str | None, text: str | None, limits: Limits,
     torch_threads: int | None,
-) -> dict:
-    """Decode and predict; runs in a worker thread."""
+) -> tuple[PreparedInput, float]:
+    """Decode and featurise (runs in a worker thread); the model pass happens in the batcher."""
     # OpenMP keeps the thread count per thread: a pool thread created before startup would
     # otherwise keep torch's default (all cores) and fight the other workers for them.
     if torch_threads is not None and torch.get_num_threads() != torch_threads:
@@ -204,15 +220,7 @@ def _infer(
     else:
         samples, rate = None, None
     decode_ms = (time.perf_counter() - t0) * 1e3
-    prediction = rec.predict(samples, text, sample_rate=rate)
-    return {
-        "label": prediction.label,
-        "probabilities": prediction.probabilities,
-        "model": rec.name,
-        "modalities": list(prediction.modalities),
-        "windows": prediction.windows,
-        "timings_ms": {"decode": round(decode_ms, 3), **{k: round(v, 3) for k, v in prediction.timings_ms.items()}},
-    }
+    return rec.prepare(samples, text, sample_rate=rate), decode_ms
 
 
 def _check_form(request: Request) -> None:

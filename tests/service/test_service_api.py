@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 
 import httpx
 import numpy as np
@@ -206,7 +207,7 @@ def test_wrong_method_and_path_are_4xx_json(fusion_server):
 class _Broken(EmotionRecognizer):
     """A real recognizer whose prediction fails the way a bug would."""
 
-    def predict(self, *args, **kwargs):
+    def predict_prepared(self, *args, **kwargs):
         raise RuntimeError("secret internal state 0xdeadbeef")
 
 
@@ -228,11 +229,11 @@ class _Gated(EmotionRecognizer):
     entered = threading.Event()
     torch_threads: list[int] = []
 
-    def predict(self, *args, **kwargs):
+    def predict_prepared(self, *args, **kwargs):
         self.torch_threads.append(torch.get_num_threads())
         self.entered.set()
         assert self.gate.wait(20)
-        return super().predict(*args, **kwargs)
+        return super().predict_prepared(*args, **kwargs)
 
 
 def test_inference_runs_off_the_event_loop_on_one_torch_thread(fusion_model_dir, clip):
@@ -256,6 +257,47 @@ def test_inference_runs_off_the_event_loop_on_one_torch_thread(fusion_model_dir,
     assert health.status_code == 200
     assert result["r"].status_code == 200
     assert _Gated.torch_threads == [1]
+
+
+class _Counting(_Gated):
+    gate = threading.Event()
+    entered = threading.Event()
+    torch_threads: list[int] = []
+    batch_sizes: list[int] = []
+
+    def predict_prepared(self, prepared):
+        self.batch_sizes.append(len(prepared))
+        return super().predict_prepared(prepared)
+
+
+def test_concurrent_requests_share_one_forward_pass_and_get_their_own_answers(fusion_model_dir, fusion_recognizer, paired_utterances):
+    utts = paired_utterances[:5]
+    expected = [fusion_recognizer.predict(u.audio, u.text) for u in utts]
+    with LiveServer(create_app(_Counting.load(fusion_model_dir))) as server:
+        results: dict[int, httpx.Response] = {}
+
+        def send(i):
+            u = utts[i]
+            results[i] = post(server, files={"audio": (u.audio.name, u.audio.read_bytes(), FLAC)}, data={"text": u.text})
+
+        first = threading.Thread(target=send, args=(0,))
+        first.start()
+        assert _Counting.entered.wait(20)  # the model thread is busy with request 0
+        others = [threading.Thread(target=send, args=(i,)) for i in range(1, 5)]
+        for t in others:
+            t.start()
+        deadline = time.time() + 20
+        while server.app.state.batcher._queue.qsize() < 4 and time.time() < deadline:
+            time.sleep(0.01)
+        _Counting.gate.set()
+        for t in [first, *others]:
+            t.join(20)
+    assert _Counting.batch_sizes == [1, 4]  # the four that queued meanwhile went through together
+    for i, want in enumerate(expected):
+        body = results[i].json()
+        assert results[i].status_code == 200 and body["label"] == want.label
+        for label, p in want.probabilities.items():
+            assert body["probabilities"][label] == pytest.approx(p, abs=1e-5)
 
 
 # ---------------------------------------------------------------- command line
