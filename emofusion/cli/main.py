@@ -26,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # so reports can record the exact command that produced them
     tune_allocator()
     try:
         return int(args.func(args) or 0)

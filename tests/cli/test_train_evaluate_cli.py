@@ -53,6 +53,7 @@ def test_reproduce_writes_table_csv_and_figures(tiny, tmp_path, capsys):
             "--models", "S-DNN", "T-LSTM", "M-D-BL"]
     assert main([*args, *_common(tiny)]) == 0
     report = (out / "report.md").read_text()
+    assert "emofusion reproduce --out " + str(out) + " --seeds 2" in report  # the exact command
     for name in ("S-DNN", "T-LSTM", "M-D-BL", "47.37", "63.56"):
         assert name in report
     with open(out / "results.csv") as f:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 from pathlib import Path
 
 from emofusion.cli.options import (
@@ -50,20 +49,9 @@ def run(args: argparse.Namespace) -> int:
         notes.append("Text column ignored (--ignore-text): speech-only run.")
     if args.ignore_audio:
         notes.append("Audio column ignored (--ignore-audio): text-only run.")
-    command = "emofusion " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("emofusion") else None
     path = write_report(
         args.out, results, title=f"Table 1 reproduction on {args.manifest.name}",
-        command=command or _command_from_args(args), notes=notes, feature_example=example, skipped=skipped,
+        command="emofusion " + shlex.join(args.argv), notes=notes, feature_example=example, skipped=skipped,
     )
     print(f"report: {path}")
     return 0
-
-
-def _command_from_args(args: argparse.Namespace) -> str:
-    parts = ["emofusion reproduce", "--manifest", str(args.manifest), "--out", str(args.out),
-             "--protocol", *args.protocol, "--seeds", str(args.seeds)]
-    if args.ignore_text:
-        parts.append("--ignore-text")
-    if args.ignore_audio:
-        parts.append("--ignore-audio")
-    return " ".join(shlex.quote(p) for p in parts)
