@@ -54,3 +54,13 @@ def make_corpus(root: Path, per_class_per_session: int = 2, sessions=("1", "2", 
                 utts.append(Utterance(uid, path, " ".join(words), label, f"spk{session}{k % 2}", session))
     write_manifest(utts, root / "manifest.csv")
     return utts
+
+
+def small_model_config():
+    """The paper's layer kinds and wiring at a fraction of the widths: the same code path in seconds."""
+    from emofusion.models import ModelConfig
+
+    return ModelConfig(
+        dnn_hidden=(64, 32, 16, 8), cnn_filters=(16, 16, 32, 32), speech_lstm_hidden=32, attention_dim=16,
+        cbla_dense=32, cnn_dense=32, text_lstm_hidden=32, fusion_hidden=(64, 32),
+    )

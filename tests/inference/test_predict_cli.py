@@ -8,17 +8,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tiny_corpus import LABELS
+from tiny_corpus import LABELS, small_model_config
 
 from emofusion.cli.main import main
-from emofusion.models import ModelConfig
 from emofusion.training.config import TrainConfig
 from emofusion.training.trainer import train
 
-SMALL = ModelConfig(
-    dnn_hidden=(64, 32, 16, 8), cnn_filters=(16, 16, 32, 32), speech_lstm_hidden=32, attention_dim=16,
-    cbla_dense=32, cnn_dense=32, text_lstm_hidden=32, fusion_hidden=(64, 32),
-)
+SMALL = small_model_config()
 
 
 @pytest.fixture(scope="module")

@@ -6,18 +6,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tiny_corpus import LABELS, PITCH
+from tiny_corpus import LABELS, PITCH, small_model_config
 
 from emofusion.errors import AudioError, ConfigError, TextError
 from emofusion.inference import EmotionRecognizer
-from emofusion.models import ModelConfig
 from emofusion.training.config import TrainConfig
 from emofusion.training.trainer import train
 
-SMALL = ModelConfig(
-    dnn_hidden=(64, 32, 16, 8), cnn_filters=(16, 16, 32, 32), speech_lstm_hidden=32, attention_dim=16,
-    cbla_dense=32, cnn_dense=32, text_lstm_hidden=32, fusion_hidden=(64, 32),
-)
+SMALL = small_model_config()
 
 
 def _fit(tiny, out, model):

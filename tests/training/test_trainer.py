@@ -3,19 +3,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tiny_corpus import LABELS
+from tiny_corpus import LABELS, small_model_config
 
 from emofusion.artifacts import WEIGHTS_FILE
 from emofusion.errors import ConfigError
 from emofusion.features.acoustic import fit_frames
-from emofusion.models import ModelConfig
 from emofusion.training.config import TrainConfig
 from emofusion.training.trainer import CHECKPOINT_FILE, train
 
-SMALL = ModelConfig(
-    dnn_hidden=(64, 32, 16, 8), cnn_filters=(8, 8, 16, 16), speech_lstm_hidden=16, attention_dim=8,
-    cbla_dense=16, cnn_dense=16, text_lstm_hidden=16, fusion_hidden=(32, 16),
-)
+SMALL = small_model_config()
 
 
 def _train(tiny, out, *, model="M-CBLA-BLR", epochs=4, seed=0, utts=None, **kwargs):
