@@ -114,3 +114,21 @@ def test_short_and_non_ascii_inputs_predict(fused, tiny):
     u = tiny["utterances"][0]
     p = fused.predict(_tone(u.label, 0.1), "café — naïve 😊 “quoted” ¿qué?", sample_rate=16000)
     assert p.label in LABELS and sum(p.probabilities.values()) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("fmt, subtype, rate, channels", [
+    ("OGG", "VORBIS", 48000, 2), ("WAV", "PCM_16", 8000, 1), ("FLAC", "PCM_24", 44100, 6),
+])
+def test_encoded_formats_rates_and_channel_counts(speech_only, tmp_path, fmt, subtype, rate, channels):
+    x = _tone("ang", 1.5, rate)
+    path = tmp_path / f"clip.{fmt.lower()}"
+    sf.write(path, np.stack([x] * channels, axis=1), rate, format=fmt, subtype=subtype)
+    assert speech_only.predict(path).label == "ang"
+
+
+def test_ten_minutes_of_audio_is_analysed_whole(speech_only):
+    rate = 16000
+    minutes = np.concatenate([_tone("ang", 300.0), _tone("sad", 299.0)])
+    p = speech_only.predict(minutes, sample_rate=rate)
+    assert p.windows > 500  # every 40-frame window of ~10 min, not just the first
+    assert p.probabilities["ang"] > 0.3 and p.probabilities["sad"] > 0.3
