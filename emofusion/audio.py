@@ -102,8 +102,10 @@ def _decode(source, label: str, max_seconds: float | None) -> tuple[np.ndarray, 
         handle = io.BytesIO(bytes(source))
     else:
         path = Path(source)
-        if not path.is_file():
+        if not path.exists():
             raise AudioError(f"{label}: no such audio file")
+        if not path.is_file():
+            raise AudioError(f"{label}: not a regular file (a folder or device?)")
         if path.stat().st_size == 0:
             raise AudioError(f"{label}: the audio file is empty (0 bytes)")
         handle = path

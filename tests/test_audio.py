@@ -66,6 +66,8 @@ def test_bad_files_raise_specific_errors(tmp_path, make, message):
 def test_missing_file_and_overlong_audio_are_refused(tmp_path):
     with pytest.raises(AudioError, match="no such audio file"):
         load_audio(tmp_path / "nope.wav")
+    with pytest.raises(AudioError, match="not a regular file"):
+        load_audio(tmp_path)
     path = tmp_path / "long.wav"
     sf.write(path, _tone(16000, seconds=3.0), 16000)
     with pytest.raises(AudioError, match="exceeds the limit of 2 s"):
