@@ -7,6 +7,7 @@ checks for corrupt, empty, silent and over-long input live in one place.
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -120,5 +121,7 @@ def _decode(source, label: str, max_seconds: float | None) -> tuple[np.ndarray, 
     except AudioError:
         raise
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise AudioError(f"{label}: cannot decode audio ({exc})") from exc
+        # libsndfile prefixes "Error opening <object repr>: "; the label already names the input.
+        detail = re.sub(r"^Error opening .*?: ", "", str(exc)).strip() or type(exc).__name__
+        raise AudioError(f"{label}: cannot decode audio ({detail})") from exc
     return samples, rate
