@@ -7,7 +7,6 @@ import dataclasses
 from pathlib import Path
 
 from emofusion.corpora.manifest import read_manifest
-from emofusion.experiments.runner import ExperimentConfig
 from emofusion.features.acoustic import AcousticConfig
 from emofusion.features.cache import FeatureCache
 from emofusion.features.text_encoder import TextConfig
@@ -43,7 +42,10 @@ def load_utterances(args: argparse.Namespace) -> list[Utterance]:
     return utterances
 
 
-def experiment_config(args: argparse.Namespace) -> ExperimentConfig:
+def experiment_config(args: argparse.Namespace):
+    # Imported here: the experiment runner pulls in plotting, which `emofusion predict` never needs.
+    from emofusion.experiments.runner import ExperimentConfig
+
     return ExperimentConfig(
         acoustic=AcousticConfig(max_frames=args.max_frames),
         text=TextConfig(vectors=args.vectors),
@@ -51,5 +53,5 @@ def experiment_config(args: argparse.Namespace) -> ExperimentConfig:
     )
 
 
-def feature_cache(args: argparse.Namespace, config: ExperimentConfig) -> FeatureCache:
+def feature_cache(args: argparse.Namespace, config) -> FeatureCache:
     return FeatureCache(config.acoustic, root=args.cache)

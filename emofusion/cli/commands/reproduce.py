@@ -9,8 +9,6 @@ from pathlib import Path
 from emofusion.cli.options import (
     add_data_options, add_training_options, experiment_config, feature_cache, load_utterances,
 )
-from emofusion.evaluation.report import write_report
-from emofusion.experiments.runner import run_experiment
 from emofusion.features.acoustic import FEATURE_NAMES
 from emofusion.models import MODEL_NAMES
 
@@ -28,6 +26,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from emofusion.evaluation.report import write_report
+    from emofusion.experiments.runner import run_experiment
+
     config = experiment_config(args)
     utterances = load_utterances(args)
     cache = feature_cache(args, config)
