@@ -31,7 +31,7 @@ from emofusion.evaluation.paper import MODEL_ORDER, PAPER_TABLE1, PUBLISHED_COMP
 from emofusion.evaluation.plots import plot_confusion, plot_features, plot_wa_ua, safe_name
 
 PROTOCOLS: dict[str, str] = {
-    "paper": "the paper's split: train Sessions 1-4, test Session 5",
+    "paper": "the paper's split: train on every session but one, test on the held-out one",
     "loso": "leave-one-session-out, one fold per session; each seed's folds pooled before averaging over seeds",
 }
 
@@ -271,7 +271,8 @@ def _markdown(title: str, command: str, notes: list[str], skipped: dict[str, str
         rows = [s for s in summaries if s.protocol == protocol]
         if not rows:
             continue
-        lines += [f"### Protocol `{protocol}`: {description}", ""]
+        held_out = sorted({f for s in rows for f in s.all_folds})
+        lines += [f"### Protocol `{protocol}`: {description} (test sessions: {', '.join(held_out)})", ""]
         lines += _table(rows, labels, skipped) + [""]
         lines += _baseline_lines(rows) + [""]
         lines += _fold_warnings(rows)
