@@ -20,6 +20,7 @@ import numpy as np
 
 from emofusion.audio import load_audio
 from emofusion.features.acoustic import AcousticConfig, extract_file, extract_frames
+from emofusion.runtime import tune_allocator
 
 DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -91,6 +92,8 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=20, help="clips for the comparison (default 20)")
     parser.add_argument("--repeats", type=int, default=5, help="best of N timings (default 5)")
     args = parser.parse_args()
+    # As every emofusion entry point does (emofusion/runtime.py); both implementations run under it.
+    tune_allocator()
     config = AcousticConfig()
     manifest = args.shared / "bench" / "ravdess4.csv"
     with open(manifest, newline="") as fh:
