@@ -172,17 +172,15 @@ def predict_probabilities(
 ) -> np.ndarray:
     """Class probabilities (n, n_classes) in the order of ``encoded``."""
     model.eval()
-    out = np.zeros((len(encoded), 0), dtype=np.float32)
-    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    out: np.ndarray | None = None
     for inputs, _, index in iterate_batches(encoded, batch_size, device=device, shuffle=False, bucket=True):
         with autocast(device, bf16):
             logits = model(**inputs)
-        parts.append((index, torch.softmax(logits.float(), dim=1).cpu().numpy()))
-    if parts:
-        out = np.zeros((len(encoded), parts[0][1].shape[1]), dtype=np.float32)
-        for index, probs in parts:
-            out[index] = probs
-    return out
+        probs = torch.softmax(logits.float(), dim=1).cpu().numpy()
+        if out is None:
+            out = np.zeros((len(encoded), probs.shape[1]), dtype=np.float32)
+        out[index] = probs  # buckets reorder utterances; write each back to its own row
+    return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
 
 def _fingerprint(name, data, labels, seed, acoustic, text_config, model_config, train_config) -> str:
