@@ -1,0 +1,48 @@
+"""The model that ships in the package: loads offline, is small, says where it came from, works."""
+
+import json
+from pathlib import Path
+
+import pytest
+from safetensors import safe_open
+
+from emofusion.inference import EmotionRecognizer
+from emofusion.inference.recognizer import SHIPPED_MODEL
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+SENTENCE = "Kids are talking by the door."
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return EmotionRecognizer.load()
+
+
+def test_shipped_model_is_the_papers_best_fusion_model_stored_small(shipped):
+    assert shipped.name == "M-CBLA-BLR"
+    assert shipped.labels == ("ang", "exc", "neu", "sad")
+    assert shipped.modalities == {"speech", "text"}
+    weights = SHIPPED_MODEL / "model.safetensors"
+    with safe_open(str(weights), "pt") as f:
+        dtypes = {str(f.get_slice(k).get_dtype()) for k in f.keys()}
+    assert dtypes <= {"F16", "I64"}  # floats stored as float16
+    assert weights.stat().st_size < 10_000_000
+
+
+def test_shipped_model_records_its_provenance():
+    meta = json.loads((SHIPPED_MODEL / "model.json").read_text())
+    prov = meta["provenance"]
+    assert prov["command"].startswith("python recipes/shipped/build.py")
+    assert "RAVDESS" in prov["data"]["speech"] and "MELD train" in prov["data"]["text"]
+    held_out = prov["held_out_evaluation"]["metrics"]
+    assert held_out["n"] == 112  # paired4 session 5: actors 17-20
+    assert 0.25 < held_out["ua"] <= 1.0
+    assert len(meta["history"]) == meta["train_config"]["epochs"] == 20
+
+
+@pytest.mark.parametrize("name, label", [("angry", "ang"), ("happy", "exc"), ("neutral", "neu"), ("sad", "sad")])
+def test_bundled_examples_get_their_labels(shipped, name, label):
+    # These clips were in the training data: this checks packaging and wiring, not accuracy.
+    p = shipped.predict(EXAMPLES / f"{name}.flac", SENTENCE)
+    assert p.label == label
+    assert sum(p.probabilities.values()) == pytest.approx(1.0)
