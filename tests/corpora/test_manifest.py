@@ -64,8 +64,25 @@ def test_paired4_has_both(shared_data):
     utts = read_manifest(shared_data / "bench" / "paired4.csv", require="both")
     assert len(utts) == 560
     assert all(u.audio.is_file() and u.has_text for u in utts)
-    assert utts[0].id == "03-01-01-01-01-01-01+meld_train_dia15_utt14"
-    assert utts[0].text == "Yeah, can you guys just throw him in the pool later?"  # quoted field with comma
+    # A quoted field with a comma survives parsing.
+    assert utts[1].id == "03-01-01-01-01-02-01+meld_train_dia856_utt1"
+    assert utts[1].text == "Hey man, how did the audition go?"
+
+
+@pytest.mark.shared_data
+def test_paired4_sessions_share_no_dialogue_and_no_text(shared_data):
+    """The rebuilt pairing's promise (shared/data/README.md): held-out text never leaks into training."""
+    utts = read_manifest(shared_data / "bench" / "paired4.csv", require="both")
+    sessions_of_dialogue: dict[str, set[str]] = {}
+    sessions_of_text: dict[str, set[str]] = {}
+    for u in utts:
+        meld_id = u.id.split("+", 1)[1]  # meld_<split>_dia<D>_utt<U>
+        dialogue = meld_id.rsplit("_utt", 1)[0]
+        sessions_of_dialogue.setdefault(dialogue, set()).add(u.session)
+        sessions_of_text.setdefault(u.text.strip().lower(), set()).add(u.session)
+    assert all(len(s) == 1 for s in sessions_of_dialogue.values())
+    assert all(len(s) == 1 for s in sessions_of_text.values())
+    assert {u.session for u in utts if "+meld_dev_" in u.id} == {"5"}
 
 
 # --- round trip ---------------------------------------------------------------------------------
