@@ -175,3 +175,23 @@ def test_nan_free_percent_formatting_for_absent_class(tmp_path):
     row = next(line for line in text.splitlines() if line.startswith("| X-NEW "))
     assert row.split("|")[2].strip() == "n/a" and "nan" not in row.lower().replace("n/a", "")
     assert not math.isnan(m.ua)
+
+
+def test_report_judges_the_papers_claims_and_keeps_our_best_out_of_the_published_table(tmp_path):
+    # T-BL clearly below T-LSTM over two seeds: the paper's "T-BL > T-LSTM" must be reported as failing.
+    runs = []
+    for seed, (bl, lstm) in enumerate([([4, 4, 4, 4], [7, 7, 7, 7]), ([5, 4, 4, 4], [7, 8, 7, 7])]):
+        runs.append(RunResult("T-BL", "paper", seed, "5", diag_metrics(bl, [10, 10, 10, 10])))
+        runs.append(RunResult("T-LSTM", "paper", seed, "5", diag_metrics(lstm, [10, 10, 10, 10])))
+    text = write_report(tmp_path, runs, title="t", command="c").read_text()
+    claims = text.split("## The paper's claims on this data")[1].split("## Published comparisons")[0]
+    ua_line = next(l for l in claims.split("### Protocol `paper`, UA")[1].splitlines() if "T-BL > T-LSTM" in l)
+    assert ua_line.startswith("- ") and ua_line.endswith(": does not hold")
+    assert "(holds there)" in ua_line  # the paper's own numbers do order them that way
+    fusion_line = next(l for l in claims.splitlines() if "M-CBLA-BLR > S-CBLA" in l)
+    assert fusion_line.endswith("not tested")
+    published = text.split("## Published comparisons")[1]
+    table = [l for l in published.splitlines() if l.startswith("|")]
+    assert not any("T-LSTM" in l or "ours" in l for l in table)
+    assert "Our highest mean UA under `paper` is T-LSTM's" in published
+    assert "picked after seeing these test results" in published
