@@ -28,8 +28,8 @@ from emofusion.features.pipeline import SpeechInputs
 from emofusion.models import MODEL_NAMES, build_model
 from emofusion.runtime import tune_allocator
 from emofusion.training.config import TrainConfig
-from emofusion.training.data import EncodedSet, collate, iterate_batches
-from emofusion.training.trainer import autocast
+from emofusion.features.batching import EncodedSet, collate, iterate_batches
+from emofusion.inference.predict import autocast
 
 N_TRAIN = 2034
 N_CLASSES = 4

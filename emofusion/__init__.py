@@ -1,8 +1,9 @@
 """emofusion: emotion recognition from speech and its transcript.
 
 Pipeline stages, one sub-package each, data flowing one way:
-corpora (utterance records) -> features (acoustic + text tensors, cached) -> models ->
-training -> evaluation (metrics, reports) -> inference (Python API) -> service / cli (thin shells).
+corpora (utterance records) -> features (acoustic + text tensors, cached, batched) -> models ->
+inference (Python API) -> training, evaluation (protocols, metrics, reports) -> experiments ->
+service / cli (thin shells). Lower layers never import higher ones: docs/architecture.md.
 """
 
 __version__ = "0.1.0"

@@ -25,7 +25,7 @@ def tiny(tmp_path_factory):
 
     from emofusion.features.acoustic import AcousticConfig
     from emofusion.features.cache import FeatureCache
-    from emofusion.features.text_encoder import TextConfig
+    from emofusion.features.vocabulary import TextConfig
 
     root = tmp_path_factory.mktemp("tiny")
     utterances = make_corpus(root / "corpus")

@@ -7,9 +7,10 @@ import dataclasses
 from pathlib import Path
 
 from emofusion.corpora.manifest import read_manifest
+from emofusion.experiments.runner import ExperimentConfig
 from emofusion.features.acoustic import AcousticConfig
 from emofusion.features.cache import FeatureCache
-from emofusion.features.text_encoder import TextConfig
+from emofusion.features.vocabulary import TextConfig
 from emofusion.records import Utterance
 from emofusion.training.config import TrainConfig
 
@@ -42,10 +43,7 @@ def load_utterances(args: argparse.Namespace) -> list[Utterance]:
     return utterances
 
 
-def experiment_config(args: argparse.Namespace):
-    # Imported here: the experiment runner pulls in plotting, which `emofusion predict` never needs.
-    from emofusion.experiments.runner import ExperimentConfig
-
+def experiment_config(args: argparse.Namespace) -> ExperimentConfig:
     return ExperimentConfig(
         acoustic=AcousticConfig(max_frames=args.max_frames),
         text=TextConfig(vectors=args.vectors),
@@ -53,5 +51,5 @@ def experiment_config(args: argparse.Namespace):
     )
 
 
-def feature_cache(args: argparse.Namespace, config) -> FeatureCache:
+def feature_cache(args: argparse.Namespace, config: ExperimentConfig) -> FeatureCache:
     return FeatureCache(config.acoustic, root=args.cache)

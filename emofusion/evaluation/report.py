@@ -1,6 +1,7 @@
 """The reproduction report: our numbers in the layout of the paper's Table 1, next to the paper's.
 
-Input is one `RunResult` per trained model, protocol, seed and test fold. How runs are combined:
+Input is one `RunResult` (`emofusion.evaluation.results`) per trained model, protocol, seed and
+test fold. How runs are combined:
 
 - Within one seed, the folds are **pooled**: their confusion counts are summed, which is the same as
   scoring the concatenated predictions. For leave-one-session-out this makes every utterance count
@@ -30,46 +31,8 @@ from emofusion.evaluation.claims import check_claims
 from emofusion.evaluation.metrics import Metrics, aggregate, pool
 from emofusion.evaluation.paper import MODEL_ORDER, PAPER_TABLE1, PUBLISHED_COMPARISONS, canonical_model_name
 from emofusion.evaluation.plots import plot_confusion, plot_features, plot_wa_ua, safe_name
-
-PROTOCOLS: dict[str, str] = {
-    "paper": "the paper's split: train on every session but one, test on the held-out one",
-    "loso": "leave-one-session-out, one fold per session; each seed's folds pooled before averaging over seeds",
-}
-
-
-@dataclass
-class RunResult:
-    """Scores of one trained model on one test fold.
-
-    Arguments:
-        model: Table-1 name (e.g. "M-CBLA-BLR"); other names are reported without paper numbers.
-        protocol: "paper" or "loso".
-        seed: training seed.
-        fold: the test session, e.g. "Ses05".
-        metrics: scores on that fold.
-    """
-
-    model: str
-    protocol: str
-    seed: int
-    fold: str
-    metrics: Metrics
-
-    def __post_init__(self) -> None:
-        if self.protocol not in PROTOCOLS:
-            raise ConfigError(f"unknown protocol {self.protocol!r} for model {self.model!r}; choose one of {list(PROTOCOLS)}")
-
-    def to_dict(self) -> dict:
-        return {"model": self.model, "protocol": self.protocol, "seed": self.seed, "fold": self.fold,
-                "metrics": self.metrics.to_json()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "RunResult":
-        missing = [key for key in ("model", "protocol", "seed", "fold", "metrics") if key not in d]
-        if missing:
-            raise ConfigError(f"run result lacks {missing}; it has keys {sorted(d)}")
-        return cls(model=str(d["model"]), protocol=str(d["protocol"]), seed=int(d["seed"]), fold=str(d["fold"]),
-                   metrics=Metrics.from_json(d["metrics"]))
+from emofusion.evaluation.protocols import PROTOCOLS
+from emofusion.evaluation.results import RunResult
 
 
 @dataclass

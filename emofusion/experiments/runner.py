@@ -11,17 +11,17 @@ from pathlib import Path
 from typing import Iterable
 
 from emofusion.errors import ConfigError
-from emofusion.evaluation.report import RunResult
+from emofusion.evaluation.protocols import make_folds
+from emofusion.evaluation.results import RunResult
 from emofusion.experiments.scoring import score
 from emofusion.features.acoustic import AcousticConfig
 from emofusion.features.cache import FeatureCache
-from emofusion.features.text_encoder import TextConfig
+from emofusion.features.vocabulary import TextConfig
 from emofusion.labels import PAPER_CLASSES
 from emofusion.models import MODEL_NAMES, ModelConfig, canonical_name
 from emofusion.records import Utterance
 from emofusion.training.config import TrainConfig
 from emofusion.training.encode import modalities_of, usable
-from emofusion.training.protocols import make_folds
 from emofusion.training.trainer import train
 
 

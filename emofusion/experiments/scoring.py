@@ -8,9 +8,9 @@ from emofusion.artifacts import TrainedModel
 from emofusion.errors import ConfigError
 from emofusion.evaluation.metrics import Metrics, compute_metrics
 from emofusion.features.cache import FeatureCache
+from emofusion.inference.predict import pick_device, predict_probabilities
 from emofusion.records import Utterance
 from emofusion.training.encode import encode_utterances, usable
-from emofusion.training.trainer import pick_device, predict_probabilities
 
 
 def predict_utterances(

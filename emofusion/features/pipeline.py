@@ -13,7 +13,7 @@ import numpy as np
 
 from emofusion.errors import ConfigError
 from emofusion.features.acoustic import N_FEATURES, AcousticConfig, fit_frames
-from emofusion.features.text_encoder import TextConfig, TextEncoder
+from emofusion.features.vocabulary import TextConfig, Vocabulary
 from emofusion.features.word_vectors import WordVectors
 
 # Features with (near) zero variance in training (e.g. a chroma bin that never fires) keep std 1,
@@ -36,13 +36,13 @@ class FeaturePipeline:
         acoustic: AcousticConfig | None = None,
         mean: np.ndarray | None = None,
         std: np.ndarray | None = None,
-        text_encoder: TextEncoder | None = None,
+        vocabulary: Vocabulary | None = None,
     ):
         self.modalities = frozenset(modalities)
         self.acoustic = acoustic
         self.mean = mean
         self.std = std
-        self.text_encoder = text_encoder
+        self.vocabulary = vocabulary
 
     @property
     def uses_speech(self) -> bool:
@@ -78,7 +78,7 @@ class FeaturePipeline:
             if not train_texts:
                 raise ConfigError("a text model needs training transcripts")
             config = text_config or TextConfig()
-            pipeline.text_encoder = TextEncoder.build(
+            pipeline.vocabulary = Vocabulary.build(
                 train_texts, vectors or WordVectors.load(config.vectors), config
             )
         return pipeline
@@ -96,8 +96,8 @@ class FeaturePipeline:
         return SpeechInputs(out, lengths)
 
     def text_inputs(self, texts: list[str]) -> list[np.ndarray]:
-        assert self.text_encoder is not None
-        return self.text_encoder.encode_many(texts)
+        assert self.vocabulary is not None
+        return self.vocabulary.encode_many(texts)
 
     # --- persistence: plain JSON-able state; the embedding table travels in the model weights
     def state(self) -> dict:
@@ -106,7 +106,7 @@ class FeaturePipeline:
             "acoustic": self.acoustic.to_dict() if self.acoustic else None,
             "mean": self.mean.tolist() if self.mean is not None else None,
             "std": self.std.tolist() if self.std is not None else None,
-            "text": self.text_encoder.state() if self.text_encoder else None,
+            "text": self.vocabulary.state() if self.vocabulary else None,
         }
 
     @classmethod
@@ -119,5 +119,5 @@ class FeaturePipeline:
         if state.get("text"):
             if embedding_matrix is None:
                 raise ConfigError("a text model's pipeline needs its embedding table to load")
-            pipeline.text_encoder = TextEncoder.from_state(state["text"], {"embedding": embedding_matrix})
+            pipeline.vocabulary = Vocabulary.from_state(state["text"], {"embedding": embedding_matrix})
         return pipeline

@@ -10,7 +10,7 @@ Two sources load:
   (a ``.npy`` matrix memory-mapped, so the 80 MB are paged in only where rows are read, plus a parquet
   word list). This is the offline default; nothing is ever downloaded.
 
-Rows keep the file's order (GloVe files are sorted by corpus frequency, which TextEncoder relies on to
+Rows keep the file's order (GloVe files are sorted by corpus frequency, which Vocabulary relies on to
 pick "the most common words"). When a word occurs twice the first row wins.
 
 Example:

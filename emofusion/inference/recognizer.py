@@ -25,7 +25,7 @@ from emofusion.artifacts import TrainedModel, load_trained
 from emofusion.audio import AudioSource, load_audio
 from emofusion.errors import ConfigError, TextError
 from emofusion.features.acoustic import extract_frames
-from emofusion.training.data import EncodedSet, collate
+from emofusion.features.batching import EncodedSet, collate
 
 # Ten minutes: longer input is almost certainly not one utterance.
 MAX_AUDIO_SECONDS = 600.0

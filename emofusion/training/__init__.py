@@ -1,1 +1,1 @@
-"""Training: protocols (which sessions train/test), batching, the training loop and checkpoints."""
+"""Training: records -> model inputs (encode), the training loop and checkpoints (trainer)."""

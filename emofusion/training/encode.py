@@ -8,7 +8,7 @@ from emofusion.errors import ConfigError
 from emofusion.features.cache import FeatureCache
 from emofusion.features.pipeline import FeaturePipeline
 from emofusion.records import Utterance
-from emofusion.training.data import EncodedSet
+from emofusion.features.batching import EncodedSet
 
 
 def modalities_of(model_name: str) -> frozenset[str]:

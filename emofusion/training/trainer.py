@@ -24,29 +24,19 @@ from emofusion.artifacts import META_FILE, TrainedModel, load_trained, save_trai
 from emofusion.errors import ConfigError
 from emofusion.fileio import atomic_path
 from emofusion.features.acoustic import AcousticConfig
+from emofusion.features.batching import EncodedSet, iterate_batches
 from emofusion.features.cache import FeatureCache
 from emofusion.features.pipeline import FeaturePipeline
-from emofusion.features.text_encoder import TextConfig
+from emofusion.features.vocabulary import TextConfig
 from emofusion.features.word_vectors import WordVectors
+from emofusion.inference.predict import autocast, pick_device
 from emofusion.models import ModelConfig, build_model, canonical_name
 from emofusion.records import Utterance
 from emofusion.runtime import tune_allocator
 from emofusion.training.config import TrainConfig
-from emofusion.training.data import EncodedSet, iterate_batches
 from emofusion.training.encode import encode_utterances, load_frames, modalities_of, usable
 
 CHECKPOINT_FILE = "checkpoint.pt"
-
-
-def pick_device(device: str | torch.device | None = None) -> torch.device:
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def autocast(device: torch.device, enabled: bool):
-    # bf16 on CPU (fast matmuls on AVX512-BF16/AMX, fine on others) and on CUDA alike.
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
 def train(
@@ -104,8 +94,8 @@ def train(
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
     embeddings = None
-    if pipeline.text_encoder is not None:
-        embeddings = torch.from_numpy(pipeline.text_encoder.embedding_matrix)
+    if pipeline.vocabulary is not None:
+        embeddings = torch.from_numpy(pipeline.vocabulary.embedding_matrix)
     model = build_model(name, n_classes=len(labels), embeddings=embeddings, config=model_config).to(device)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=train_config.learning_rate)
     generator = torch.Generator().manual_seed(seed)
@@ -164,23 +154,6 @@ def _train_epoch(model, encoded: EncodedSet, optimizer, generator, cfg: TrainCon
     if progress:
         tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}  loss {stats['loss']:.4f}  train acc {stats['train_accuracy']:.3f}")
     return stats
-
-
-@torch.no_grad()
-def predict_probabilities(
-    model: torch.nn.Module, encoded: EncodedSet, *, device: torch.device, batch_size: int = 256, bf16: bool = False
-) -> np.ndarray:
-    """Class probabilities (n, n_classes) in the order of ``encoded``."""
-    model.eval()
-    out: np.ndarray | None = None
-    for inputs, _, index in iterate_batches(encoded, batch_size, device=device, shuffle=False, bucket=True):
-        with autocast(device, bf16):
-            logits = model(**inputs)
-        probs = torch.softmax(logits.float(), dim=1).cpu().numpy()
-        if out is None:
-            out = np.zeros((len(encoded), probs.shape[1]), dtype=np.float32)
-        out[index] = probs  # buckets reorder utterances; write each back to its own row
-    return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
 
 def _fingerprint(name, data, labels, seed, acoustic, text_config, model_config, train_config) -> str:

@@ -13,7 +13,8 @@ from matplotlib.image import imread
 from emofusion.errors import ConfigError
 from emofusion.evaluation.metrics import Metrics, compute_metrics
 from emofusion.evaluation.plots import _feature_columns, plot_features
-from emofusion.evaluation.report import RunResult, write_report
+from emofusion.evaluation.report import write_report
+from emofusion.evaluation.results import RunResult
 
 L4 = ("ang", "exc", "neu", "sad")
 FEATURE_NAMES = (["zcr", "energy", "energy_entropy", "spectral_centroid", "spectral_spread", "spectral_entropy",

@@ -18,7 +18,7 @@ import uvicorn
 from emofusion.corpora.manifest import read_manifest
 from emofusion.features.acoustic import AcousticConfig
 from emofusion.features.cache import FeatureCache
-from emofusion.features.text_encoder import TextConfig
+from emofusion.features.vocabulary import TextConfig
 from emofusion.inference.recognizer import EmotionRecognizer
 from emofusion.models import ModelConfig
 from emofusion.training.config import TrainConfig

@@ -9,6 +9,7 @@ from pathlib import Path
 from emofusion.cli.options import (
     add_data_options, add_training_options, experiment_config, feature_cache, load_utterances,
 )
+from emofusion.experiments.runner import run_experiment
 from emofusion.features.acoustic import FEATURE_NAMES
 from emofusion.models import MODEL_NAMES
 
@@ -26,8 +27,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here: the report pulls in matplotlib, which no other command needs.
     from emofusion.evaluation.report import write_report
-    from emofusion.experiments.runner import run_experiment
 
     config = experiment_config(args)
     utterances = load_utterances(args)

@@ -11,10 +11,11 @@ from emofusion.cli.options import (
     add_data_options, add_training_options, experiment_config, feature_cache, load_utterances,
 )
 from emofusion.evaluation.metrics import aggregate
+from emofusion.evaluation.protocols import make_folds
+from emofusion.experiments.runner import labels_of
 from emofusion.experiments.scoring import score
 from emofusion.models import MODEL_NAMES, canonical_name
 from emofusion.training.encode import modalities_of, usable
-from emofusion.training.protocols import make_folds
 from emofusion.training.trainer import train
 
 
@@ -33,8 +34,6 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from emofusion.experiments.runner import labels_of
-
     name = canonical_name(args.model)
     config = experiment_config(args)
     utterances = usable(load_utterances(args), modalities_of(name))

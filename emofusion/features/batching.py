@@ -1,4 +1,4 @@
-"""Encoded utterances and the batches a model consumes.
+"""Encoded utterances and the batches a model consumes, for training and prediction alike.
 
 Batches are padded to their own longest member, never to the corpus maximum (500 tokens in the
 paper): the models mask or pack, so the result is the same and the work is a fraction. With

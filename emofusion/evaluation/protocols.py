@@ -13,7 +13,11 @@ from dataclasses import dataclass
 from emofusion.errors import ConfigError
 from emofusion.records import Utterance
 
-PROTOCOLS = ("paper", "loso")
+# Every protocol by name, with the one-line description reports print under its results.
+PROTOCOLS: dict[str, str] = {
+    "paper": "the paper's split: train on every session but one, test on the held-out one",
+    "loso": "leave-one-session-out, one fold per session; each seed's folds pooled before averaging over seeds",
+}
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,7 @@ def make_folds(utterances: list[Utterance], protocol: str) -> list[Fold]:
     elif protocol == "loso":
         held_out = sorted(sessions, key=_session_sort_key)
     else:
-        raise ConfigError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}")
+        raise ConfigError(f"unknown protocol {protocol!r}; choose one of {list(PROTOCOLS)}")
     return [
         Fold(
             name=s,

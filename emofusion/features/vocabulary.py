@@ -1,8 +1,8 @@
 """Transcripts -> token ids, plus the frozen embedding table a text model looks them up in.
 
 The paper feeds (500, 300) GloVe matrices to its text networks. Storing that matrix per utterance is
-wasteful, so a TextEncoder instead keeps a small corpus vocabulary and its rows of the pretrained
-vectors: ``encode`` gives ids, and the model's frozen ``nn.Embedding`` built from
+wasteful, so a Vocabulary instead keeps the corpus's words and their rows of the pretrained
+vectors (the text *network* is `emofusion.models.text.TextEncoder`): ``encode`` gives ids, and the model's frozen ``nn.Embedding`` built from
 ``embedding_matrix`` turns ids into exactly the GloVe vectors the paper used.
 
 The vocabulary is every word of the training texts that has a pretrained vector, plus the
@@ -21,8 +21,8 @@ Truncation to ``max_tokens`` happens after the OOV policy and keeps the first to
 
 Example:
     >>> wv = WordVectors(["the", "cat"], np.array([[1, 2], [3, 4]], dtype=np.float32))
-    >>> enc = TextEncoder.build(["The cat!"], wv, TextConfig(extra_vocab=0))
-    >>> enc.words, enc.encode("the dog cat").tolist()
+    >>> vocab = Vocabulary.build(["The cat!"], wv, TextConfig(extra_vocab=0))
+    >>> vocab.words, vocab.encode("the dog cat").tolist()
     (['<pad>', '<unk>', 'the', 'cat'], [2, 1, 3])
 """
 
@@ -40,7 +40,7 @@ from emofusion.errors import ConfigError, TextError
 from emofusion.features.tokenizer import tokenize
 from emofusion.features.word_vectors import DEFAULT_VECTORS, WordVectors
 
-__all__ = ["OOV_POLICIES", "TextConfig", "TextEncoder"]
+__all__ = ["OOV_POLICIES", "TextConfig", "Vocabulary"]
 
 OOV_POLICIES = ("zero", "drop")
 
@@ -101,7 +101,7 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-class TextEncoder:
+class Vocabulary:
     """A vocabulary with its embedding rows; see the module docstring.
 
     Arguments:
@@ -139,7 +139,7 @@ class TextEncoder:
         texts: Iterable[str],
         vectors: WordVectors | None = None,
         config: TextConfig | None = None,
-    ) -> TextEncoder:
+    ) -> Vocabulary:
         """Vocabulary from ``texts`` (the training transcripts) and rows of ``vectors``.
 
         ``vectors`` defaults to ``WordVectors.load(config.vectors)``.
@@ -217,22 +217,22 @@ class TextEncoder:
         return unknown / total
 
     def state(self) -> dict[str, Any]:
-        """JSON-able part of the encoder: config and vocabulary (the matrix is in ``tensors``)."""
+        """JSON-able part of the vocabulary: config and vocabulary (the matrix is in ``tensors``)."""
         return {"format": _FORMAT, "config": self.config.to_dict(), "words": list(self.words)}
 
     def tensors(self) -> dict[str, np.ndarray]:
         return {_MATRIX_KEY: self._matrix}
 
     @classmethod
-    def from_state(cls, state: Mapping[str, Any], tensors: Mapping[str, np.ndarray]) -> TextEncoder:
+    def from_state(cls, state: Mapping[str, Any], tensors: Mapping[str, np.ndarray]) -> Vocabulary:
         """Inverse of ``state()`` / ``tensors()``."""
         if not isinstance(state, Mapping) or state.get("format") != _FORMAT:
-            raise TextError(f"text encoder state must be a mapping with format {_FORMAT}")
+            raise TextError(f"vocabulary state must be a mapping with format {_FORMAT}")
         words = state.get("words")
         if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
-            raise TextError("text encoder state: 'words' must be a list of strings")
+            raise TextError("vocabulary state: 'words' must be a list of strings")
         if _MATRIX_KEY not in tensors:
-            raise TextError(f"text encoder tensors: missing {_MATRIX_KEY!r}")
+            raise TextError(f"vocabulary tensors: missing {_MATRIX_KEY!r}")
         return cls(TextConfig.from_dict(state.get("config", {})), words, tensors[_MATRIX_KEY])
 
     def save(self, directory: str | Path) -> None:
@@ -247,7 +247,7 @@ class TextEncoder:
         save_file({_MATRIX_KEY: np.ascontiguousarray(self._matrix)}, str(directory / _MATRIX_FILE))
 
     @classmethod
-    def load(cls, directory: str | Path) -> TextEncoder:
+    def load(cls, directory: str | Path) -> Vocabulary:
         """Read what ``save`` wrote; errors name the file."""
         from safetensors import SafetensorError
         from safetensors.numpy import load_file
@@ -256,7 +256,7 @@ class TextEncoder:
         vocab_path, matrix_path = directory / _VOCAB_FILE, directory / _MATRIX_FILE
         for needed in (vocab_path, matrix_path):
             if not needed.is_file():
-                raise TextError(f"{needed}: text encoder file not found")
+                raise TextError(f"{needed}: vocabulary file not found")
         try:
             state = json.loads(vocab_path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
