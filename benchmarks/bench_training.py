@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from emofusion.features.acoustic import AcousticConfig
 from emofusion.features.pipeline import SpeechInputs
 from emofusion.models import MODEL_NAMES, build_model
 from emofusion.runtime import tune_allocator
@@ -35,14 +36,16 @@ N_TRAIN = 2034
 N_CLASSES = 4
 VOCAB, DIM = 20_000, 50  # GloVe 6B 50-d, vocabulary as the shipped default keeps it
 PAPER_MAX_TOKENS = 500
+SPEECH_SHAPE = AcousticConfig().input_shape  # the paper's (100, 34)
 
 
 def synthetic_set(seed: int = 0) -> EncodedSet:
     rng = np.random.default_rng(seed)
     text_lengths = np.clip(rng.lognormal(np.log(11), 0.8, N_TRAIN).astype(int), 1, 120)
     seconds = rng.lognormal(np.log(3.5), 0.6, N_TRAIN)
-    frames = np.clip(((seconds - 0.05) / 0.025 + 1).astype(int), 1, 100)
-    speech = rng.normal(size=(N_TRAIN, 100, 34)).astype(np.float32)
+    max_frames, _ = SPEECH_SHAPE
+    frames = np.clip(((seconds - 0.05) / 0.025 + 1).astype(int), 1, max_frames)
+    speech = rng.normal(size=(N_TRAIN, *SPEECH_SHAPE)).astype(np.float32)
     for i, n in enumerate(frames):
         speech[i, n:] = 0
     tokens = [rng.integers(2, VOCAB, n).astype(np.int64) for n in text_lengths]
@@ -52,7 +55,7 @@ def synthetic_set(seed: int = 0) -> EncodedSet:
 
 def make_model(name: str, seed: int = 0):
     torch.manual_seed(seed)
-    model = build_model(name, n_classes=N_CLASSES, embeddings=torch.randn(VOCAB, DIM))
+    model = build_model(name, n_classes=N_CLASSES, speech_shape=SPEECH_SHAPE, embeddings=torch.randn(VOCAB, DIM))
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     return model, optimizer
 

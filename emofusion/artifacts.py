@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 from emofusion.errors import ConfigError
 from emofusion.features.pipeline import FeaturePipeline
 from emofusion.fileio import atomic_path, write_json_atomic
-from emofusion.models import ModelConfig, build_model
+from emofusion.models import EmotionClassifier, ModelConfig, build_model
 
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "model.json"
@@ -33,6 +33,16 @@ class TrainedModel:
     @property
     def modalities(self) -> frozenset[str]:
         return self.pipeline.modalities
+
+
+def build_for_pipeline(name: str, pipeline: FeaturePipeline, *, n_classes: int, config: ModelConfig) -> EmotionClassifier:
+    """A fresh model shaped for ``pipeline``'s inputs: its (max_frames, features) and its vocabulary's
+    word-vector table. Training and loading both build through here, so the input shape a model is
+    built for is always the one its pipeline produces, never a number typed again."""
+    embeddings = None
+    if pipeline.vocabulary is not None:
+        embeddings = torch.from_numpy(pipeline.vocabulary.embedding_matrix)
+    return build_model(name, n_classes=n_classes, speech_shape=pipeline.speech_shape, embeddings=embeddings, config=config)
 
 
 def save_trained(
@@ -79,22 +89,15 @@ def load_trained(run_dir: str | Path, device: str | torch.device = "cpu") -> Tra
     if meta.get("format") != FORMAT_VERSION:
         raise ConfigError(f"{run}: model format {meta.get('format')} is not {FORMAT_VERSION}")
     state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(weights_path)).items()}
-    embeddings = None
-    if meta.get("embedding_shape"):
-        # Placeholder of the right shape; load_state_dict fills in the real table.
-        embeddings = torch.zeros(meta["embedding_shape"], dtype=torch.float32)
-    labels = tuple(meta["labels"])
-    model = build_model(
-        meta["name"],
-        n_classes=len(labels),
-        embeddings=embeddings,
-        config=ModelConfig.from_dict(meta["model_config"]),
-    )
-    model.load_state_dict(state)
-    model.to(device).eval()
     # The vocabulary's vectors are the model's frozen embedding table: stored once, in the weights.
     table = _embedding_tensor(state)
     pipeline = FeaturePipeline.from_state(meta["pipeline"], None if table is None else table.numpy())
+    labels = tuple(meta["labels"])
+    model = build_for_pipeline(
+        meta["name"], pipeline, n_classes=len(labels), config=ModelConfig.from_dict(meta["model_config"])
+    )
+    model.load_state_dict(state)
+    model.to(device).eval()
     return TrainedModel(meta["name"], labels, model, pipeline, meta)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from emofusion.errors import ConfigError
 
 # The paper's four classes, in the order its Table 1 lists them.
@@ -27,8 +29,13 @@ def label_map(name: str) -> dict[str, str]:
         raise ConfigError(f"unknown label map {name!r}; choose one of {sorted(LABEL_MAPS)}") from None
 
 
-def classes_of(mapping: dict[str, str]) -> tuple[str, ...]:
-    """Classes a map produces, paper order first, then alphabetical."""
-    targets = set(mapping.values())
-    ordered = [c for c in PAPER_CLASSES if c in targets]
-    return tuple(ordered + sorted(targets - set(ordered)))
+def ordered_classes(labels: Iterable[str]) -> tuple[str, ...]:
+    """The distinct classes among ``labels``: the paper's four first (in Table-1 order), then the
+    others alphabetically. Every class list (a model's output order, report columns, count tables)
+    is put in this order.
+
+    >>> ordered_classes(["sad", "fru", "ang", "sad"])
+    ('ang', 'sad', 'fru')
+    """
+    present = set(labels)
+    return tuple([c for c in PAPER_CLASSES if c in present] + sorted(present - set(PAPER_CLASSES)))

@@ -30,3 +30,9 @@ class Utterance:
     @property
     def has_text(self) -> bool:
         return self.text is not None and self.text.strip() != ""
+
+
+def session_sort_key(session: str) -> tuple[int, int, str]:
+    """Sessions in natural order: numbered ones by number ("2" before "10"), then named ones
+    ("dev", "train") alphabetically. Folds, count tables and reports all list sessions this way."""
+    return (0, int(session), "") if session.isdigit() else (1, 0, session)

@@ -24,7 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "corpora": {"base"},
     "features": {"base"},
     "models": {"base"},
-    "artifacts": {"base", "features", "models"},
+    "artifacts": {"base", "corpora", "features", "models"},
     "inference": {"base", "corpora", "features", "models", "artifacts"},
     "evaluation": {"base", "corpora", "models"},
     "training": _BELOW_TRAINING,

@@ -34,7 +34,9 @@ def write_vectors(path: Path, dim: int = 8, seed: int = 0) -> Path:
     return path
 
 
-def make_corpus(root: Path, per_class_per_session: int = 2, sessions=("1", "2", "3"), seed: int = 0) -> list[Utterance]:
+def make_corpus(
+    root: Path, per_class_per_session: int = 2, sessions=("1", "2", "3"), seed: int = 0, seconds=(0.6, 1.4)
+) -> list[Utterance]:
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
     utts = []
@@ -42,8 +44,8 @@ def make_corpus(root: Path, per_class_per_session: int = 2, sessions=("1", "2", 
         for label in LABELS:
             for k in range(per_class_per_session):
                 uid = f"s{session}_{label}_{k}"
-                seconds = rng.uniform(0.6, 1.4)
-                t = np.arange(int(16000 * seconds)) / 16000
+                duration = rng.uniform(*seconds)
+                t = np.arange(int(16000 * duration)) / 16000
                 x = 0.4 * np.sin(2 * np.pi * PITCH[label] * (1 + 0.02 * rng.normal()) * t)
                 x += 0.02 * rng.normal(size=t.size)
                 path = root / f"{uid}.wav"

@@ -29,7 +29,8 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help=f"(default {defaults.batch_size})")
     parser.add_argument("--vectors", default=TextConfig().vectors,
                         help="word vectors: 'glove-6b-50d' (shipped) or a GloVe text file, e.g. glove.6B.300d.txt")
-    parser.add_argument("--max-frames", type=int, default=AcousticConfig().max_frames)
+    parser.add_argument("--max-frames", type=int, default=AcousticConfig().max_frames,
+                        help="frames per utterance the model sees; sizes the model's input (default %(default)s, the paper's)")
     parser.add_argument("--fp32", action="store_true", help="train in float32 instead of bf16 autocast")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 

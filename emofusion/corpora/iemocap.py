@@ -41,8 +41,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from emofusion.errors import ConfigError, CorpusError
-from emofusion.labels import PAPER_CLASSES, label_map as named_label_map
-from emofusion.records import Utterance
+from emofusion.labels import label_map as named_label_map, ordered_classes
+from emofusion.records import Utterance, session_sort_key
 
 # The paper's split (improvised utterances, ang/exc/neu/sad): train = sessions 1-4, test = session 5.
 PAPER_COUNTS: dict[str, dict[str, int]] = {
@@ -131,8 +131,8 @@ def map_labels(utterances: Iterable[Utterance], mapping: Mapping[str, str]) -> l
 def count_table(utterances: Iterable[Utterance]) -> dict[str, dict[str, int]]:
     """Per-session, per-class counts. Every session row lists every class seen (zeros included)."""
     counts = Counter((u.session, u.label) for u in utterances)
-    sessions = sorted({s for s, _ in counts}, key=_session_key)
-    labels = _class_order({label for _, label in counts})
+    sessions = sorted({s for s, _ in counts}, key=session_sort_key)
+    labels = ordered_classes(label for _, label in counts)
     return {s: {label: counts[(s, label)] for label in labels} for s in sessions}
 
 
@@ -140,7 +140,7 @@ def split_counts(utterances: Iterable[Utterance]) -> dict[str, dict[str, int]]:
     """Counts per class for the paper's split: ``train`` (sessions 1-4) and ``test`` (session 5)."""
     split_of = {s: "train" for s in TRAIN_SESSIONS} | {s: "test" for s in TEST_SESSIONS}
     counts = Counter((split_of[u.session], u.label) for u in utterances if u.session in split_of)
-    labels = _class_order({label for _, label in counts})
+    labels = ordered_classes(label for _, label in counts)
     return {split: {label: counts[(split, label)] for label in labels} for split in ("train", "test")}
 
 
@@ -159,7 +159,7 @@ def verify_paper_counts(
     rows = []
     for split in ("train", "test"):
         want, got = expected.get(split, {}), found.get(split, {})
-        for label in _class_order(set(want) | {k for k, v in got.items() if v}):
+        for label in ordered_classes(set(want) | {k for k, v in got.items() if v}):
             rows.append((split, label, want.get(label, 0), got.get(label, 0)))
     if any(w != g for _, _, w, g in rows):
         raise CorpusError(
@@ -181,7 +181,7 @@ def verify_all_utterance_counts(
         CorpusError: with a table of expected vs found counts per raw label.
     """
     counts = Counter(u.extras.get("raw_label", u.label) for u in utterances)
-    rows = [("all", label, expected[label], counts[label]) for label in _class_order(set(expected))]
+    rows = [("all", label, expected[label], counts[label]) for label in ordered_classes(expected)]
     if any(w != g for _, _, w, g in rows):
         raise CorpusError(
             "IEMOCAP all-utterance counts (improvised + scripted, raw labels) differ from the "
@@ -315,14 +315,6 @@ def _read_lines(path: Path) -> list[str]:
 
 
 # --- tables ----------------------------------------------------------------------------------
-
-
-def _session_key(session: str) -> tuple[int, int | str]:
-    return (0, int(session)) if session.isdigit() else (1, session)
-
-
-def _class_order(labels: set[str]) -> list[str]:
-    return [c for c in PAPER_CLASSES if c in labels] + sorted(labels - set(PAPER_CLASSES))
 
 
 def _diff_table(rows: list[tuple[str, str, int, int]]) -> str:

@@ -5,12 +5,12 @@ Data flows in one way: predictions -> `compute_metrics` -> `RunResult` -> `write
 """
 
 from emofusion.evaluation.metrics import Metrics, aggregate, compute_metrics, pool
-from emofusion.evaluation.paper import MODEL_ORDER, PAPER_TABLE1, PAPER_TEST_SUPPORT, PUBLISHED_COMPARISONS
+from emofusion.evaluation.paper import PAPER_TABLE1, PAPER_TEST_SUPPORT, PUBLISHED_COMPARISONS
 from emofusion.evaluation.results import RunResult
 
 __all__ = [
     "Metrics", "aggregate", "compute_metrics", "pool",
-    "MODEL_ORDER", "PAPER_TABLE1", "PAPER_TEST_SUPPORT", "PUBLISHED_COMPARISONS",
+    "PAPER_TABLE1", "PAPER_TEST_SUPPORT", "PUBLISHED_COMPARISONS",
     "RunResult", "write_report",
 ]
 

@@ -18,17 +18,18 @@ Two things we checked about these numbers (pinned in tests/evaluation/test_paper
 
 from __future__ import annotations
 
-from emofusion.errors import ConfigError
+from emofusion.corpora.iemocap import PAPER_COUNTS
 
-# Test-set class counts of the paper's protocol (improvised, Session 5); SPEC §2.
-PAPER_TEST_SUPPORT: dict[str, int] = {"ang": 31, "exc": 174, "neu": 287, "sad": 133}
+# Test-set class counts of the paper's protocol (improvised, Session 5; SPEC §2), as the corpus
+# reader verifies them.
+PAPER_TEST_SUPPORT: dict[str, int] = PAPER_COUNTS["test"]
 
 
 def _row(ang: float, exc: float, neu: float, sad: float, wa: float, ua: float) -> dict[str, float]:
     return {"ang": ang, "exc": exc, "neu": neu, "sad": sad, "wa": wa, "ua": ua}
 
 
-# Table 1 in its printed order, names hyphenated (the paper writes S_DNN).
+# Table 1 in its printed order, keyed by the registry's model names (the paper writes S_DNN).
 PAPER_TABLE1: dict[str, dict[str, float]] = {
     "S-DNN": _row(54, 39, 38, 64, 47.37, 48.75),
     "S-CNN": _row(49, 29, 46, 74, 49.26, 49.50),
@@ -43,18 +44,9 @@ PAPER_TABLE1: dict[str, dict[str, float]] = {
     "M-CBLA-BLR": _row(74, 65, 65, 81, 70.40, 71.25),
 }
 
-MODEL_ORDER: tuple[str, ...] = tuple(PAPER_TABLE1)
-
 # Other systems the paper compares against (percent; None = not published).
 PUBLISHED_COMPARISONS: dict[str, dict[str, float | None]] = {
     "Gu et al. 2018": {"wa": 60.40, "ua": 59.88},
     "Shah et al.": {"wa": None, "ua": 61.96},
 }
 
-
-def canonical_model_name(name: str) -> str:
-    """'S_DNN', 's-dnn', ' M_CBLA_BLR ' -> the Table-1 key; unknown names are a ConfigError."""
-    key = name.strip().upper().replace("_", "-")
-    if key not in PAPER_TABLE1:
-        raise ConfigError(f"unknown model {name!r}; Table 1 has {list(MODEL_ORDER)}")
-    return key

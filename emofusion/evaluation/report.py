@@ -29,10 +29,11 @@ import numpy as np
 from emofusion.errors import ConfigError
 from emofusion.evaluation.claims import check_claims
 from emofusion.evaluation.metrics import Metrics, aggregate, pool
-from emofusion.evaluation.paper import MODEL_ORDER, PAPER_TABLE1, PUBLISHED_COMPARISONS, canonical_model_name
+from emofusion.evaluation.paper import PAPER_TABLE1, PUBLISHED_COMPARISONS
 from emofusion.evaluation.plots import plot_confusion, plot_features, plot_wa_ua, safe_name
 from emofusion.evaluation.protocols import PROTOCOLS
 from emofusion.evaluation.results import RunResult
+from emofusion.models.registry import MODEL_NAMES, canonical_name
 
 
 @dataclass
@@ -136,16 +137,20 @@ def _summarise(results: Sequence[RunResult]) -> list[_Summary]:
 
 
 def _model_rank(model: str) -> tuple[int, str]:
-    """Table-1 order first, then other models alphabetically."""
-    key = _paper_key(model)
-    return (MODEL_ORDER.index(key), "") if key else (len(MODEL_ORDER), model)
+    """The registry's order (Table 1's) first, then other models alphabetically."""
+    try:
+        return (MODEL_NAMES.index(canonical_name(model)), "")
+    except ConfigError:
+        return (len(MODEL_NAMES), model)
 
 
 def _paper_key(model: str) -> str | None:
+    """The model's row name in the paper's Table 1, or None for a model the paper does not have."""
     try:
-        return canonical_model_name(model)
+        key = canonical_name(model)
     except ConfigError:
         return None
+    return key if key in PAPER_TABLE1 else None
 
 
 def _sorted_runs(results: Sequence[RunResult]) -> list[RunResult]:

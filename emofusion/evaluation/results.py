@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from emofusion.errors import ConfigError
 from emofusion.evaluation.metrics import Metrics
-from emofusion.evaluation.protocols import PROTOCOLS
+from emofusion.evaluation.protocols import PROTOCOLS, SpeakerOverlap
 
 
 @dataclass
@@ -20,6 +20,7 @@ class RunResult:
         seed: training seed.
         fold: the test session, e.g. "Ses05".
         metrics: scores on that fold.
+        overlap: test speakers also heard in training (None in results saved before it was recorded).
     """
 
     model: str
@@ -27,19 +28,24 @@ class RunResult:
     seed: int
     fold: str
     metrics: Metrics
+    overlap: SpeakerOverlap | None = None
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
             raise ConfigError(f"unknown protocol {self.protocol!r} for model {self.model!r}; choose one of {list(PROTOCOLS)}")
 
     def to_dict(self) -> dict:
-        return {"model": self.model, "protocol": self.protocol, "seed": self.seed, "fold": self.fold,
-                "metrics": self.metrics.to_json()}
+        d = {"model": self.model, "protocol": self.protocol, "seed": self.seed, "fold": self.fold,
+             "metrics": self.metrics.to_json()}
+        if self.overlap is not None:
+            d["speaker_overlap"] = self.overlap.to_json()
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunResult":
         missing = [key for key in ("model", "protocol", "seed", "fold", "metrics") if key not in d]
         if missing:
             raise ConfigError(f"run result lacks {missing}; it has keys {sorted(d)}")
+        overlap = SpeakerOverlap.from_json(d["speaker_overlap"]) if "speaker_overlap" in d else None
         return cls(model=str(d["model"]), protocol=str(d["protocol"]), seed=int(d["seed"]), fold=str(d["fold"]),
-                   metrics=Metrics.from_json(d["metrics"]))
+                   metrics=Metrics.from_json(d["metrics"]), overlap=overlap)

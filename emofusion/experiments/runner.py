@@ -2,26 +2,31 @@
 
 Each (model, protocol, seed, fold) trains into its own run folder, so an interrupted experiment
 resumes where it stopped: finished runs are recognised by their fingerprint and only scored again.
+`emofusion train` and `emofusion reproduce` both run their folds through `run_folds`, so a fold,
+its speaker-overlap check and its scoring mean the same thing in both.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
+from emofusion.artifacts import TrainedModel
 from emofusion.errors import ConfigError
-from emofusion.evaluation.protocols import make_folds
+from emofusion.evaluation.metrics import Metrics, pool
+from emofusion.evaluation.protocols import Fold, make_folds
 from emofusion.evaluation.results import RunResult
 from emofusion.experiments.scoring import score
 from emofusion.features.acoustic import AcousticConfig
 from emofusion.features.cache import FeatureCache
 from emofusion.features.vocabulary import TextConfig
-from emofusion.labels import PAPER_CLASSES
-from emofusion.models import MODEL_NAMES, ModelConfig, canonical_name
+from emofusion.labels import ordered_classes
+from emofusion.models import MODEL_NAMES, ModelConfig, canonical_name, modalities_of
 from emofusion.records import Utterance
 from emofusion.training.config import TrainConfig
-from emofusion.training.encode import modalities_of, usable
+from emofusion.training.encode import usable
 from emofusion.training.trainer import train
 
 
@@ -31,12 +36,6 @@ class ExperimentConfig:
     text: TextConfig = field(default_factory=TextConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-
-
-def labels_of(utterances: Iterable[Utterance]) -> tuple[str, ...]:
-    """Classes present, the paper's four first (in Table-1 order), then alphabetical."""
-    present = {u.label for u in utterances}
-    return tuple([c for c in PAPER_CLASSES if c in present] + sorted(present - set(PAPER_CLASSES)))
 
 
 def runnable_models(
@@ -57,6 +56,90 @@ def runnable_models(
     return chosen, skipped
 
 
+def train_model(
+    name: str,
+    utterances: list[Utterance],
+    *,
+    labels: tuple[str, ...],
+    out_dir: str | Path,
+    config: ExperimentConfig,
+    cache: FeatureCache | None,
+    seed: int,
+    device: str | None = None,
+    progress: bool = True,
+    provenance: dict | None = None,
+) -> TrainedModel:
+    """One training run with an experiment's configs (`emofusion train --protocol all` is one)."""
+    return train(
+        name, utterances, labels=labels, out_dir=out_dir, cache=cache, acoustic=config.acoustic,
+        text_config=config.text, model_config=config.model, train_config=config.train, seed=seed,
+        device=device, progress=progress, provenance=provenance,
+    )
+
+
+def run_folds(
+    name: str,
+    utterances: list[Utterance],
+    *,
+    protocol: str,
+    seed: int,
+    run_dir: Callable[[Fold], Path],
+    config: ExperimentConfig,
+    cache: FeatureCache | None,
+    labels: tuple[str, ...] | None = None,
+    device: str | None = None,
+    progress: bool = True,
+    provenance: dict | None = None,
+    on_fold: Callable[[Fold, Path, RunResult], None] | None = None,
+) -> list[RunResult]:
+    """Train ``name`` on each fold of ``protocol`` (into ``run_dir(fold)``) and score its test rows.
+
+    Only the rows carrying the model's modalities take part. ``labels`` (the model's output
+    classes) default to those of these rows. A fold whose test speakers also speak in its training
+    rows gets a warning line on stderr, whatever ``progress`` says; its count is in the result.
+    ``on_fold(fold, run folder, result)`` is called as each fold finishes.
+    """
+    rows = usable(utterances, modalities_of(name))
+    labels = labels or ordered_classes(u.label for u in rows)
+    results = []
+    for fold in make_folds(rows, protocol):
+        overlap = fold.overlap
+        if progress:
+            print(f"[{protocol}] {name} seed {seed} test {fold.name}: "
+                  f"{len(fold.train)} train / {len(fold.test)} test", flush=True)
+        warning = overlap.warning(f"{name}, protocol {protocol}, test session {fold.name}")
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
+        out_dir = run_dir(fold)
+        trained = train_model(
+            name, fold.train, labels=labels, out_dir=out_dir, config=config, cache=cache, seed=seed,
+            device=device, progress=progress, provenance=provenance,
+        )
+        metrics, _ = score(trained, fold.test, cache=cache, progress=False)
+        if progress:
+            print(f"    WA {metrics.wa:.3f}  UA {metrics.ua:.3f}", flush=True)
+        result = RunResult(model=name, protocol=protocol, seed=seed, fold=fold.name, metrics=metrics, overlap=overlap)
+        if on_fold is not None:
+            on_fold(fold, Path(out_dir), result)
+        results.append(result)
+    return results
+
+
+def pooled(results: list[RunResult]) -> Metrics:
+    """One seed's folds scored as one test set: confusion counts summed, every utterance counted once.
+
+    This is the one leave-one-session-out number: `emofusion train --protocol loso` prints it and
+    the report averages it over seeds.
+    """
+    return pool([r.metrics for r in results])
+
+
+def pooled_line(name: str, results: list[RunResult]) -> str:
+    m = pooled(results)
+    return (f"{name} LOSO over {len(results)} folds, pooled (confusion counts summed over folds, every "
+            f"utterance counted once): WA {m.wa:.2%}  UA {m.ua:.2%}  (n={m.n})")
+
+
 def run_experiment(
     utterances: list[Utterance],
     *,
@@ -69,7 +152,7 @@ def run_experiment(
     progress: bool = True,
 ) -> tuple[list[RunResult], dict[str, str]]:
     config = config or ExperimentConfig()
-    labels = labels_of(utterances)
+    labels = ordered_classes(u.label for u in utterances)
     chosen, skipped = runnable_models(models, utterances)
     if not chosen:
         raise ConfigError(f"none of the models can run on this data: {skipped}")
@@ -78,20 +161,32 @@ def run_experiment(
     results: list[RunResult] = []
     for protocol in protocols:
         for name in chosen:
-            rows = usable(utterances, modalities_of(name))
             for seed in seeds:
-                for fold in make_folds(rows, protocol):
-                    run_dir = Path(runs_dir) / protocol / name / f"seed{seed}" / f"test-{fold.name}"
-                    if progress:
-                        print(f"[{protocol}] {name} seed {seed} test {fold.name}: "
-                              f"{len(fold.train)} train / {len(fold.test)} test", flush=True)
-                    trained = train(
-                        name, fold.train, labels=labels, out_dir=run_dir, cache=cache,
-                        acoustic=config.acoustic, text_config=config.text, model_config=config.model,
-                        train_config=config.train, seed=seed, progress=progress,
-                    )
-                    metrics, _ = score(trained, fold.test, cache=cache, progress=False)
-                    if progress:
-                        print(f"    WA {metrics.wa:.3f}  UA {metrics.ua:.3f}", flush=True)
-                    results.append(RunResult(model=name, protocol=protocol, seed=seed, fold=fold.name, metrics=metrics))
+                def run_dir(fold: Fold, protocol=protocol, name=name, seed=seed) -> Path:
+                    return Path(runs_dir) / protocol / name / f"seed{seed}" / f"test-{fold.name}"
+
+                runs = run_folds(name, utterances, protocol=protocol, seed=seed, run_dir=run_dir, config=config,
+                                 cache=cache, labels=labels, progress=progress)
+                if progress and protocol == "loso":
+                    print(f"    {pooled_line(name, runs)}", flush=True)
+                results += runs
     return results, skipped
+
+
+def speaker_overlap_notes(results: list[RunResult]) -> list[str]:
+    """One line per held-out session whose test speakers also speak in training, or one line saying
+    every fold is speaker-independent (by the manifest's speaker column)."""
+    shared: dict[tuple[str, str], set] = {}
+    for r in results:
+        if r.overlap is not None and not r.overlap.independent:
+            shared.setdefault((r.protocol, r.fold), set()).add(r.overlap)
+    if not shared:
+        return ["Speaker-independent: no test speaker of any fold speaks in that fold's training rows "
+                "(by the manifest's speaker column)."]
+    lines = []
+    for (protocol, fold), overlaps in shared.items():
+        detail = "; ".join(f"{o.speakers} of {o.test_speakers} test speakers ({o.utterances} of "
+                           f"{o.test_utterances} test utterances)" for o in sorted(overlaps, key=lambda o: o.utterances))
+        lines.append(f"Not speaker-independent: protocol {protocol}, test session {fold}: {detail} "
+                     "also speak in training.")
+    return lines

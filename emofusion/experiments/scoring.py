@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 from emofusion.artifacts import TrainedModel
@@ -9,7 +11,7 @@ from emofusion.errors import ConfigError
 from emofusion.evaluation.metrics import Metrics, compute_metrics
 from emofusion.features.cache import FeatureCache
 from emofusion.inference.predict import pick_device, predict_probabilities
-from emofusion.records import Utterance
+from emofusion.records import Utterance, session_sort_key
 from emofusion.training.encode import encode_utterances, usable
 
 
@@ -40,3 +42,15 @@ def score(
     predicted = probabilities.argmax(axis=1)
     metrics = compute_metrics([u.label for u in rows], [trained.labels[i] for i in predicted], trained.labels)
     return metrics, predicted
+
+
+def rows_from_training_sessions(trained: TrainedModel, utterances: list[Utterance]) -> dict[str, int] | None:
+    """Session -> number of the rows `score` would use that come from a session the model was
+    trained on (empty when all are held out); None when the model does not record its training
+    sessions (models trained before it was recorded)."""
+    sessions = trained.meta.get("train_sessions")
+    if sessions is None:
+        return None
+    seen = set(sessions)
+    counts = Counter(u.session for u in usable(utterances, trained.modalities) if u.session in seen)
+    return {s: counts[s] for s in sorted(counts, key=session_sort_key)}

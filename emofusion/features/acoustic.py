@@ -124,6 +124,11 @@ class AcousticConfig:
     def feature_dim(self) -> int:
         return N_FEATURES
 
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        """(frames, features) of one utterance's model input: every model is built from this."""
+        return (self.max_frames, self.feature_dim)
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from emofusion.errors import ConfigError
-from emofusion.features.acoustic import N_FEATURES, AcousticConfig, fit_frames
+from emofusion.features.acoustic import AcousticConfig, fit_frames
 from emofusion.features.vocabulary import TextConfig, Vocabulary
 from emofusion.features.word_vectors import WordVectors
 
@@ -23,7 +23,7 @@ MIN_STD = 1e-8
 
 @dataclass
 class SpeechInputs:
-    frames: np.ndarray  # (n, max_frames, 34) float32, standardised, zero after each length
+    frames: np.ndarray  # (n, max_frames, feature_dim) float32, standardised, zero after each length
     lengths: np.ndarray  # (n,) int64
 
 
@@ -51,6 +51,11 @@ class FeaturePipeline:
     @property
     def uses_text(self) -> bool:
         return "text" in self.modalities
+
+    @property
+    def speech_shape(self) -> tuple[int, int] | None:
+        """(max_frames, feature_dim) of the speech inputs this pipeline produces; None without speech."""
+        return self.acoustic.input_shape if self.acoustic is not None else None
 
     @classmethod
     def fit(
@@ -86,9 +91,8 @@ class FeaturePipeline:
     def speech_inputs(self, frames: list[np.ndarray]) -> SpeechInputs:
         """Cut/pad each utterance's frames to max_frames and standardise the real ones."""
         assert self.acoustic is not None and self.mean is not None
-        n, t = len(frames), self.acoustic.max_frames
-        out = np.zeros((n, t, N_FEATURES), dtype=np.float32)
-        lengths = np.zeros(n, dtype=np.int64)
+        out = np.zeros((len(frames), *self.acoustic.input_shape), dtype=np.float32)
+        lengths = np.zeros(len(frames), dtype=np.int64)
         for i, f in enumerate(frames):
             fitted, length = fit_frames(f, self.acoustic)
             out[i, :length] = (fitted[:length] - self.mean) / self.std

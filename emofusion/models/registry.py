@@ -27,6 +27,11 @@ class ModelSpec:
     text: str | None  # key of TEXT_ENCODERS
     uses_l2: bool = False
 
+    @property
+    def modalities(self) -> frozenset[str]:
+        """The inputs the model reads: 'speech' and/or 'text'."""
+        return frozenset(m for m, encoder in (("speech", self.speech), ("text", self.text)) if encoder)
+
 
 MODEL_SPECS: dict[str, ModelSpec] = {
     "S-DNN": ModelSpec("dnn", None),
@@ -52,13 +57,17 @@ def canonical_name(name: str) -> str:
     return key
 
 
+def modalities_of(name: str) -> frozenset[str]:
+    """The inputs a model reads, from its spec: modalities_of("m_cbla_blr") == {'speech', 'text'}."""
+    return MODEL_SPECS[canonical_name(name)].modalities
+
+
 def build_model(
     name: str,
     *,
     n_classes: int,
+    speech_shape: tuple[int, int] | None = None,
     embeddings: torch.Tensor | tuple[int, int] | None = None,
-    speech_dim: int = 34,
-    max_frames: int = 100,
     config: ModelConfig | None = None,
 ) -> EmotionClassifier:
     """Build a freshly initialised Table-1 model.
@@ -66,18 +75,21 @@ def build_model(
     Arguments:
         name: a Table-1 name (any case, '-' or '_').
         n_classes: size of the output layer.
+        speech_shape: (max_frames, features per frame) of one utterance's acoustic input; required
+            by speech and fusion models. It comes from the feature pipeline
+            (`AcousticConfig.input_shape`), never from a default here, so a model and the inputs it
+            is fed cannot disagree (S-DNN's input layer is max_frames x features wide).
         embeddings: the (V, D) frozen word-vector table, row 0 = padding; required by text and
             fusion models. A (V, D) shape builds a zero placeholder, for loading a saved state_dict
             (which carries the table).
-        speech_dim: acoustic features per frame (34).
-        max_frames: frames per utterance; fixes S-DNN's input size.
         config: architecture; defaults to ``ModelConfig()``.
 
     Raises:
-        ConfigError: unknown name, bad sizes, or a text model without embeddings.
+        ConfigError: unknown name, bad sizes, a speech model without speech_shape or a text model
+            without embeddings.
 
     Example:
-        >>> m = build_model("s_cnn", n_classes=4)
+        >>> m = build_model("s_cnn", n_classes=4, speech_shape=(100, 34))
         >>> (m.name, sorted(m.modalities), m.uses_l2)
         ('S-CNN', ['speech'], False)
     """
@@ -86,12 +98,12 @@ def build_model(
     config = config or ModelConfig()
     if not isinstance(config, ModelConfig):
         raise ConfigError(f"config must be a ModelConfig, got {type(config).__name__}")
-    for what, value in (("n_classes", n_classes), ("speech_dim", speech_dim), ("max_frames", max_frames)):
-        if not isinstance(value, int) or value < (2 if what == "n_classes" else 1):
-            raise ConfigError(f"{what} must be an integer >= {2 if what == 'n_classes' else 1}, got {value!r}")
+    if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
+        raise ConfigError(f"n_classes must be an integer >= 2, got {n_classes!r}")
 
     speech = text = None
     if spec.speech:
+        max_frames, speech_dim = _speech_shape(canonical, speech_shape)
         speech = SPEECH_ENCODERS[spec.speech](speech_dim, max_frames, config)
     if spec.text:
         text = TEXT_ENCODERS[spec.text](_embedding_table(canonical, embeddings), config.text_lstm_hidden)
@@ -101,6 +113,18 @@ def build_model(
             canonical, speech, text, n_classes, config.fusion_hidden, config.dropout, uses_l2=spec.uses_l2
         )
     return UnimodalClassifier(canonical, speech if speech is not None else text, n_classes, config.dropout)
+
+
+def _speech_shape(name: str, shape) -> tuple[int, int]:
+    if shape is None:
+        raise ConfigError(f"{name} reads speech: pass speech_shape=(max_frames, features per frame)")
+    if (
+        not isinstance(shape, (tuple, list))
+        or len(shape) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape)
+    ):
+        raise ConfigError(f"speech_shape must be (max_frames, features) positive ints, got {shape!r}")
+    return int(shape[0]), int(shape[1])
 
 
 def _embedding_table(name: str, embeddings) -> torch.Tensor:

@@ -14,7 +14,8 @@ class PredictResponse(BaseModel):
     model: str = Field(description="Name of the model that answered (the paper's Table-1 name)", examples=["M-CBLA-BLR"])
     modalities: list[str] = Field(description="Inputs the model used: 'speech' and/or 'text'", examples=[["speech", "text"]])
     windows: int = Field(
-        description="Number of 2.5-s windows the recording was cut into; their probabilities are averaged",
+        description="Number of windows the recording was cut into, each as long as the model's input "
+        "(its max_frames frames); their probabilities are averaged",
         examples=[2],
     )
     latency_ms: float = Field(

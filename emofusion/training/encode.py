@@ -11,12 +11,6 @@ from emofusion.records import Utterance
 from emofusion.features.batching import EncodedSet
 
 
-def modalities_of(model_name: str) -> frozenset[str]:
-    """Table-1 naming: S- speech, T- text, M- both."""
-    prefix = model_name[:1].upper()
-    return {"S": frozenset({"speech"}), "T": frozenset({"text"}), "M": frozenset({"speech", "text"})}[prefix]
-
-
 def usable(utterances: list[Utterance], modalities: frozenset[str]) -> list[Utterance]:
     """The utterances that carry every modality a model needs."""
     return [

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from emofusion.artifacts import META_FILE, TrainedModel, load_trained, save_trained
+from emofusion.artifacts import META_FILE, TrainedModel, build_for_pipeline, load_trained, save_trained
 from emofusion.errors import ConfigError
 from emofusion.fileio import atomic_path
 from emofusion.features.acoustic import AcousticConfig
@@ -30,11 +30,11 @@ from emofusion.features.pipeline import FeaturePipeline
 from emofusion.features.vocabulary import TextConfig
 from emofusion.features.word_vectors import WordVectors
 from emofusion.inference.predict import autocast, pick_device
-from emofusion.models import ModelConfig, build_model, canonical_name
-from emofusion.records import Utterance
+from emofusion.models import ModelConfig, canonical_name, modalities_of
+from emofusion.records import Utterance, session_sort_key
 from emofusion.runtime import tune_allocator
 from emofusion.training.config import TrainConfig
-from emofusion.training.encode import encode_utterances, load_frames, modalities_of, usable
+from emofusion.training.encode import encode_utterances, load_frames, usable
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
@@ -93,10 +93,7 @@ def train(
 
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
-    embeddings = None
-    if pipeline.vocabulary is not None:
-        embeddings = torch.from_numpy(pipeline.vocabulary.embedding_matrix)
-    model = build_model(name, n_classes=len(labels), embeddings=embeddings, config=model_config).to(device)
+    model = build_for_pipeline(name, pipeline, n_classes=len(labels), config=model_config).to(device)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=train_config.learning_rate)
     generator = torch.Generator().manual_seed(seed)
 
@@ -116,6 +113,8 @@ def train(
         "history": history,
         "train_seconds": round(time.time() - started, 2),
         "n_train": len(data),
+        # What `emofusion evaluate` checks scored rows against, so it can say when they are not held out.
+        "train_sessions": sorted({u.session for u in data}, key=session_sort_key),
         "provenance": {**_provenance(), **(provenance or {})},
     }
     save_trained(out, name=name, labels=labels, model=model, pipeline=pipeline, model_config=model_config, extra=extra)

@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from emofusion.features.acoustic import AcousticConfig
 from emofusion.models import ModelConfig, build_model
 from emofusion.models.layers import AdditiveAttention, MaskedConvStack, MaskedLSTM, reverse_within_lengths
 from emofusion.models.masking import check_lengths, length_mask, masked_mean, masked_softmax, pooled_lengths
@@ -88,13 +89,14 @@ def test_attention_ignores_padding():
 
 torch.manual_seed(3)
 EMB = torch.randn(50, 6)
+PAPER_SHAPE = AcousticConfig().input_shape  # (100, 34)
 SPEECH_MODELS = ["S-DNN", "S-CNN", "S-CL", "S-CBLA"]
 TEXT_MODELS = ["T-LSTM", "T-BL", "M-CBLA-BLR", "M-D-BL"]
 
 
 def _model(name):
     torch.manual_seed(4)
-    return build_model(name, n_classes=4, embeddings=EMB).eval()  # paper-size defaults
+    return build_model(name, n_classes=4, embeddings=EMB, speech_shape=PAPER_SHAPE).eval()  # paper-size
 
 
 def _speech_batch(frames: list[torch.Tensor], pad_to: int, garbage: float = 0.0):
@@ -161,7 +163,7 @@ def test_padding_token_ids_beyond_length_are_never_read():
 
 def test_bad_inputs_get_specific_errors():
     small = ModelConfig(speech_lstm_hidden=4, text_lstm_hidden=4)
-    model = build_model("M-CL-BL", n_classes=4, embeddings=EMB, config=small)
+    model = build_model("M-CL-BL", n_classes=4, embeddings=EMB, speech_shape=PAPER_SHAPE, config=small)
     speech, tokens = torch.randn(2, 10, 34), torch.randint(1, 50, (2, 5))
     ok = dict(speech=speech, speech_lengths=torch.tensor([10, 3]), tokens=tokens, text_lengths=torch.tensor([5, 2]))
     with pytest.raises(ValueError, match="needs speech"):
@@ -183,6 +185,6 @@ def test_bad_inputs_get_specific_errors():
     with pytest.raises(ValueError, match="batches differ in size"):
         model(**{**ok, "tokens": tokens[:1], "text_lengths": torch.tensor([5])})
     with pytest.raises(ValueError, match="at most 100 frames"):
-        build_model("S-DNN", n_classes=4)(speech=torch.randn(1, 101, 34), speech_lengths=torch.tensor([101]))
+        build_model("S-DNN", n_classes=4, speech_shape=PAPER_SHAPE)(speech=torch.randn(1, 101, 34), speech_lengths=torch.tensor([101]))
     with pytest.raises(ValueError, match=r"shape \(3,\)"):
         check_lengths(torch.tensor([1, 2]), 3, 5, "speech")

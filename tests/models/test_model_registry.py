@@ -6,13 +6,17 @@ import pytest
 import torch
 
 from emofusion.errors import ConfigError
-from emofusion.models import MODEL_NAMES, ModelConfig, build_model, canonical_name, model_summary
+from emofusion.features.acoustic import AcousticConfig
+from emofusion.models import (
+    MODEL_NAMES, MODEL_SPECS, ModelConfig, build_model, canonical_name, modalities_of, model_summary,
+)
 from emofusion.models.classifier import UnimodalClassifier
 from emofusion.models.fusion import FusionClassifier
 from emofusion.models.speech import SpeechCBLAEncoder, SpeechCLEncoder, SpeechCNNEncoder, SpeechDNNEncoder
 from emofusion.models.text import TextBiLSTMEncoder, TextLSTMEncoder
 
 EMB = torch.randn(30, 8)
+PAPER_SHAPE = AcousticConfig().input_shape  # the pipeline's default input: (100, 34)
 SMALL = ModelConfig(
     cnn_filters=(4, 6, 8, 8), speech_lstm_hidden=8, attention_dim=4, cbla_dense=8, cnn_dense=8,
     text_lstm_hidden=8, fusion_hidden=(16, 8), dnn_hidden=(16, 8, 8, 4),
@@ -41,7 +45,7 @@ def test_names_are_table1_rows_in_order():
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_every_model_builds_with_the_right_parts(name):
     modalities, uses_l2, speech_cls, text_cls = EXPECTED[name]
-    model = build_model(name, n_classes=5, embeddings=EMB, max_frames=12, config=SMALL)
+    model = build_model(name, n_classes=5, embeddings=EMB, speech_shape=(12, 34), config=SMALL)
     assert model.name == name
     assert model.modalities == frozenset(modalities)
     assert model.uses_l2 is uses_l2
@@ -52,8 +56,8 @@ def test_every_model_builds_with_the_right_parts(name):
 
 
 def test_fusion_reuses_the_unimodal_encoders_and_concatenates_their_widths():
-    fusion = build_model("M-CBLA-BLR", n_classes=4, embeddings=EMB, max_frames=12, config=SMALL)
-    speech = build_model("S-CBLA", n_classes=4, max_frames=12, config=SMALL)
+    fusion = build_model("M-CBLA-BLR", n_classes=4, embeddings=EMB, speech_shape=(12, 34), config=SMALL)
+    speech = build_model("S-CBLA", n_classes=4, speech_shape=(12, 34), config=SMALL)
     text = build_model("T-BL", n_classes=4, embeddings=EMB, config=SMALL)
     assert type(fusion.speech_encoder) is type(speech.speech_encoder)
     assert type(fusion.text_encoder) is type(text.text_encoder)
@@ -66,7 +70,8 @@ def test_fusion_reuses_the_unimodal_encoders_and_concatenates_their_widths():
 
 
 def test_paper_widths_by_default():
-    model = build_model("M-D-BL", n_classes=4, embeddings=EMB)
+    assert PAPER_SHAPE == (100, 34)
+    model = build_model("M-D-BL", n_classes=4, embeddings=EMB, speech_shape=PAPER_SHAPE)
     dense = [m for m in model.speech_encoder.modules() if isinstance(m, torch.nn.Linear)]
     assert [m.out_features for m in dense] == [512, 256, 128, 32]
     assert dense[0].in_features == 100 * 34  # the flattened (100, 34) matrix
@@ -96,23 +101,52 @@ def test_unknown_name_lists_valid_names(bad):
 @pytest.mark.parametrize("name", ["T-LSTM", "T-BL", "M-D-BL", "M-CBLA-BLR"])
 def test_text_models_need_embeddings(name):
     with pytest.raises(ConfigError, match="embeddings="):
-        build_model(name, n_classes=4)
+        build_model(name, n_classes=4, speech_shape=(12, 34))
+
+
+@pytest.mark.parametrize("name", ["S-DNN", "S-CBLA", "M-D-BL", "M-CL-BLR"])
+def test_speech_models_need_the_pipelines_input_shape(name):
+    # No default that could disagree with the frames the pipeline produces.
+    with pytest.raises(ConfigError, match=r"speech_shape=\(max_frames, features per frame\)"):
+        build_model(name, n_classes=4, embeddings=EMB)
+    for bad in [(12,), (0, 34), (12, 34.0), "12x34", (True, 34)]:
+        with pytest.raises(ConfigError, match="speech_shape must be"):
+            build_model(name, n_classes=4, embeddings=EMB, speech_shape=bad)
+
+
+@pytest.mark.parametrize("frames, features", [(40, 34), (120, 34), (100, 13)])
+def test_speech_shape_sizes_sdnn_input_and_every_speech_encoders_frame_width(frames, features):
+    dnn = build_model("S-DNN", n_classes=4, speech_shape=(frames, features), config=SMALL)
+    assert dnn.speech_encoder.dense[1].in_features == frames * features
+    out = dnn(speech=torch.randn(2, frames, features), speech_lengths=torch.tensor([frames, 3]))
+    assert out.shape == (2, 4)
+    cbla = build_model("S-CBLA", n_classes=4, speech_shape=(frames, features), config=SMALL)
+    assert cbla.speech_encoder.speech_dim == features
+
+
+def test_modalities_come_from_the_spec_and_match_the_built_model():
+    for name, spec in MODEL_SPECS.items():
+        assert modalities_of(name.lower().replace("-", "_")) == spec.modalities
+        built = build_model(name, n_classes=4, speech_shape=(12, 34), embeddings=EMB, config=SMALL)
+        assert built.modalities == spec.modalities == frozenset(EXPECTED[name][0])
+    with pytest.raises(ConfigError, match="unknown model"):
+        modalities_of("X-FOO")
 
 
 def test_bad_build_arguments():
     with pytest.raises(ConfigError, match="n_classes"):
-        build_model("S-CNN", n_classes=1)
+        build_model("S-CNN", n_classes=1, speech_shape=(12, 34))
     with pytest.raises(ConfigError, match="embeddings must be"):
         build_model("T-BL", n_classes=4, embeddings=torch.zeros(5))
     with pytest.raises(ConfigError, match="finite floating-point"):
         build_model("T-BL", n_classes=4, embeddings=torch.full((5, 3), float("nan")))
     with pytest.raises(ConfigError, match="ModelConfig"):
-        build_model("S-CNN", n_classes=4, config={"dropout": 0.1})
+        build_model("S-CNN", n_classes=4, speech_shape=(12, 34), config={"dropout": 0.1})
 
 
 def test_shape_placeholder_then_state_dict_restores_a_self_contained_model():
-    trained = build_model("M-CL-BLR", n_classes=3, embeddings=EMB, max_frames=12, config=SMALL).eval()
-    restored = build_model("m_cl_blr", n_classes=3, embeddings=tuple(EMB.shape), max_frames=12, config=SMALL).eval()
+    trained = build_model("M-CL-BLR", n_classes=3, embeddings=EMB, speech_shape=(12, 34), config=SMALL).eval()
+    restored = build_model("m_cl_blr", n_classes=3, embeddings=tuple(EMB.shape), speech_shape=(12, 34), config=SMALL).eval()
     assert not torch.equal(restored.text_encoder.embedding.weight, EMB)
     restored.load_state_dict(trained.state_dict())
     assert torch.equal(restored.text_encoder.embedding.weight, EMB)  # the word vectors travel in the state_dict

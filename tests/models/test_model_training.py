@@ -19,7 +19,7 @@ EMB = torch.randn(60, 10)
 
 def _model(name, config=TINY, seed=0):
     torch.manual_seed(seed)
-    return build_model(name, n_classes=4, embeddings=EMB, max_frames=FRAMES, config=config)
+    return build_model(name, n_classes=4, embeddings=EMB, speech_shape=(FRAMES, 34), config=config)
 
 
 def _batch(n: int, seed: int = 0):

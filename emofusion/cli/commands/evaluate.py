@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from emofusion.artifacts import load_trained
 from emofusion.cli.options import load_utterances
 from emofusion.errors import ConfigError
-from emofusion.experiments.scoring import score
+from emofusion.experiments.scoring import rows_from_training_sessions, score
 from emofusion.features.cache import FeatureCache
 
 
@@ -17,7 +18,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("evaluate", help="score a trained model on a manifest", description=__doc__)
     p.add_argument("run_dir", type=Path, help="a folder written by `emofusion train`")
     p.add_argument("--manifest", required=True, type=Path)
-    p.add_argument("--sessions", nargs="+", default=None, help="score only these sessions")
+    p.add_argument("--sessions", nargs="+", default=None,
+                   help="score only these sessions (default: every row; a warning names rows from training sessions)")
     p.add_argument("--cache", type=Path, default=None)
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
@@ -35,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
         utterances = [u for u in utterances if u.session in wanted]
     cache = FeatureCache(trained.pipeline.acoustic, root=args.cache) if trained.pipeline.uses_speech else None
     metrics, _ = score(trained, utterances, cache=cache, progress=not args.json)
+    _warn_if_not_held_out(trained.name, rows_from_training_sessions(trained, utterances), metrics.n)
     if args.json:
         print(json.dumps(metrics.to_json(), indent=2))
         return 0
@@ -46,3 +49,14 @@ def run(args: argparse.Namespace) -> int:
     for c, row in zip(metrics.labels, metrics.confusion):
         print(f"{c:>6} " + " ".join(f"{v:6.2f}" for v in row))
     return 0
+
+
+def _warn_if_not_held_out(name: str, seen: dict[str, int] | None, n: int) -> None:
+    # On stderr, so `--json` output stays parseable.
+    if seen is None:
+        print(f"note: {name}'s model.json does not record the sessions it was trained on, so whether "
+              "these rows are held out cannot be checked", file=sys.stderr)
+    elif seen:
+        sessions = ", ".join(seen)
+        print(f"warning: {sum(seen.values())} of the {n} scored rows come from sessions the model was trained on "
+              f"({sessions}); they are not held out: pass --sessions with held-out sessions only", file=sys.stderr)

@@ -2,7 +2,7 @@
 
 Prints the frame matrix's shape and, per feature, its mean, standard deviation, minimum and
 maximum over the frames; ``--out file.npy`` saves every frame (float64, shape (frames, 34), no
-truncation to the models' 100 frames).
+truncation to the models' ``max_frames``).
 """
 
 from __future__ import annotations

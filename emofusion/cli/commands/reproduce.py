@@ -9,7 +9,8 @@ from pathlib import Path
 from emofusion.cli.options import (
     add_data_options, add_training_options, experiment_config, feature_cache, load_utterances,
 )
-from emofusion.experiments.runner import run_experiment
+from emofusion.evaluation.protocols import PROTOCOLS
+from emofusion.experiments.runner import run_experiment, speaker_overlap_notes
 from emofusion.features.acoustic import FEATURE_NAMES
 from emofusion.models import MODEL_NAMES
 
@@ -18,7 +19,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("reproduce", help="train Table-1 models and write a report", description=__doc__)
     add_data_options(p)
     p.add_argument("--out", required=True, type=Path, help="report folder")
-    p.add_argument("--protocol", nargs="+", choices=["paper", "loso"], default=["paper"])
+    p.add_argument("--protocol", nargs="+", choices=list(PROTOCOLS), default=["paper"],
+                   help="paper and/or loso (leave-one-session-out: each seed's folds pooled, counts summed)")
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (0..N-1), default 3")
     p.add_argument("--models", nargs="+", default=list(MODEL_NAMES))
     p.add_argument("--runs-dir", type=Path, default=None, help="where run folders go (default OUT/runs)")
@@ -51,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         notes.append("Text column ignored (--ignore-text): speech-only run.")
     if args.ignore_audio:
         notes.append("Audio column ignored (--ignore-audio): text-only run.")
+    notes += speaker_overlap_notes(results)
     path = write_report(
         args.out, results, title=f"Table 1 reproduction on {args.manifest.name}",
         command="emofusion " + shlex.join(args.argv), notes=notes, feature_example=example, skipped=skipped,

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from emofusion.fileio import write_json_atomic
 from emofusion.cli.options import (
     add_data_options, add_training_options, experiment_config, feature_cache, load_utterances,
 )
-from emofusion.evaluation.metrics import aggregate
-from emofusion.evaluation.protocols import make_folds
-from emofusion.experiments.runner import labels_of
-from emofusion.experiments.scoring import score
-from emofusion.models import MODEL_NAMES, canonical_name
-from emofusion.training.encode import modalities_of, usable
-from emofusion.training.trainer import train
+from emofusion.evaluation.protocols import PROTOCOLS, Fold
+from emofusion.evaluation.results import RunResult
+from emofusion.experiments.runner import pooled, pooled_line, run_folds, train_model
+from emofusion.fileio import write_json_atomic
+from emofusion.labels import ordered_classes
+from emofusion.models import MODEL_NAMES, canonical_name, modalities_of
+from emofusion.training.encode import usable
 
 
 def register(subparsers) -> None:
@@ -24,9 +22,9 @@ def register(subparsers) -> None:
     p.add_argument("--model", required=True, help=f"one of {', '.join(MODEL_NAMES)}")
     add_data_options(p)
     p.add_argument("--out", required=True, type=Path, help="run folder")
-    p.add_argument("--protocol", choices=["paper", "loso", "all"], default="paper",
+    p.add_argument("--protocol", choices=[*PROTOCOLS, "all"], default="paper",
                    help="paper: hold out session 5 (or dev); loso: one run per held-out session "
-                        "in RUN_DIR/test-<session>; all: train on every row, no test")
+                        "in RUN_DIR/test-<session>, scored pooled over folds; all: train on every row, no test")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     add_training_options(p)
@@ -36,34 +34,39 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     name = canonical_name(args.model)
     config = experiment_config(args)
-    utterances = usable(load_utterances(args), modalities_of(name))
-    labels = labels_of(utterances)
+    utterances = load_utterances(args)
     cache = feature_cache(args, config) if "speech" in modalities_of(name) else None
     common = dict(
-        labels=labels, cache=cache, acoustic=config.acoustic, text_config=config.text,
-        model_config=config.model, train_config=config.train, seed=args.seed,
-        device=args.device, progress=not args.quiet,
+        config=config, cache=cache, seed=args.seed, device=args.device, progress=not args.quiet,
         provenance={"manifest": str(args.manifest), "protocol": args.protocol},
     )
     if args.protocol == "all":
-        train(name, utterances, out_dir=args.out, **common)
-        print(f"trained {name} on {len(utterances)} utterances -> {args.out}")
+        rows = usable(utterances, modalities_of(name))
+        train_model(name, rows, labels=ordered_classes(u.label for u in rows), out_dir=args.out, **common)
+        print(f"trained {name} on {len(rows)} utterances -> {args.out}")
         return 0
-    folds = make_folds(utterances, args.protocol)
-    summary = {"model": name, "protocol": args.protocol, "seed": args.seed, "labels": list(labels), "folds": {}}
-    all_metrics = []
-    for fold in folds:
-        out = args.out if args.protocol == "paper" else args.out / f"test-{fold.name}"
-        trained = train(name, fold.train, out_dir=out, **common)
-        metrics, _ = score(trained, fold.test, cache=cache, progress=False)
-        write_json_atomic(Path(out) / "metrics.json", {"test_session": fold.name, **metrics.to_json()})
-        summary["folds"][fold.name] = metrics.to_json()
-        all_metrics.append(metrics)
-        print(f"{name} test session {fold.name}: WA {metrics.wa:.2%}  UA {metrics.ua:.2%}  "
-              f"(n={metrics.n}, trained on {len(fold.train)})")
+
+    def run_dir(fold: Fold) -> Path:
+        return args.out if args.protocol == "paper" else args.out / f"test-{fold.name}"
+
+    def fold_done(fold: Fold, out: Path, result: RunResult) -> None:
+        m = result.metrics
+        write_json_atomic(out / "metrics.json", {"test_session": fold.name, **_fold_json(result)})
+        print(f"{name} test session {fold.name}: WA {m.wa:.2%}  UA {m.ua:.2%}  "
+              f"(n={m.n}, trained on {len(fold.train)})")
+
+    results = run_folds(name, utterances, protocol=args.protocol, run_dir=run_dir, on_fold=fold_done, **common)
     if args.protocol == "loso":
-        summary["aggregate"] = aggregate(all_metrics)
+        summary = {
+            "model": name, "protocol": args.protocol, "seed": args.seed, "labels": list(results[0].metrics.labels),
+            "folds": {r.fold: _fold_json(r) for r in results},
+            # The one LOSO score, as `reproduce` computes it: folds' confusion counts summed.
+            "pooled": pooled(results).to_json(),
+        }
         write_json_atomic(Path(args.out) / "metrics.json", summary)
-        agg = summary["aggregate"]
-        print(f"{name} LOSO over {len(folds)} folds: {json.dumps(agg['wa'])} WA, {json.dumps(agg['ua'])} UA")
+        print(pooled_line(name, results))
     return 0
+
+
+def _fold_json(result: RunResult) -> dict:
+    return {**result.metrics.to_json(), "speaker_overlap": result.overlap.to_json()}
