@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+from real_data import SHARED_DATA, ravdess_clip as find_ravdess_clip
 
 
 @pytest.fixture(scope="session")
@@ -16,6 +15,12 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "bench").is_dir():
         pytest.skip("../shared/data is not present")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def ravdess_clip():
+    """``find(path, example)``: ../shared/data/ravdess/<path> when present, else examples/<example>."""
+    return find_ravdess_clip
 
 
 @pytest.fixture(scope="session")

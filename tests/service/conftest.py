@@ -15,12 +15,15 @@ from pathlib import Path
 import pytest
 import uvicorn
 
+from real_data import EXAMPLE_CLIPS, EXAMPLE_TRANSCRIPT, EXAMPLES, SHARED_DATA
+
 from emofusion.corpora.manifest import read_manifest
 from emofusion.features.acoustic import AcousticConfig
 from emofusion.features.cache import FeatureCache
 from emofusion.features.vocabulary import TextConfig
 from emofusion.inference.recognizer import EmotionRecognizer
 from emofusion.models import ModelConfig
+from emofusion.records import Utterance
 from emofusion.training.config import TrainConfig
 from emofusion.training.trainer import train
 
@@ -32,9 +35,16 @@ TINY = ModelConfig(
 
 
 @pytest.fixture(scope="session")
-def paired_utterances(shared_data: Path):
-    """Three utterances per class from the paired speech + text benchmark manifest."""
-    rows = read_manifest(shared_data / "bench" / "paired4.csv")
+def paired_utterances():
+    """Three utterances per class from the paired speech + text benchmark manifest, or, without
+    ../shared/data, the bundled example clip of each class three times with its transcript."""
+    if (SHARED_DATA / "bench").is_dir():
+        rows = read_manifest(SHARED_DATA / "bench" / "paired4.csv")
+    else:
+        rows = [
+            Utterance(f"{label}-{k}", EXAMPLES / clip, EXAMPLE_TRANSCRIPT, label, clip, "1")
+            for label, clip in EXAMPLE_CLIPS.items() for k in range(3)
+        ]
     return [u for label in LABELS for u in [r for r in rows if r.label == label][:3]]
 
 
