@@ -28,12 +28,14 @@ import numpy as np
 
 from emofusion.errors import ConfigError
 from emofusion.evaluation.claims import check_claims
+from emofusion.evaluation.data_card import DataCard
 from emofusion.evaluation.metrics import Metrics, aggregate, pool
 from emofusion.evaluation.paper import PAPER_TABLE1, PUBLISHED_COMPARISONS
 from emofusion.evaluation.plots import plot_confusion, plot_features, plot_wa_ua, safe_name
 from emofusion.evaluation.protocols import PROTOCOLS
 from emofusion.evaluation.results import RunResult
-from emofusion.models.registry import MODEL_NAMES, canonical_name
+from emofusion.models.registry import MODEL_NAMES, canonical_name, modalities_of
+from emofusion.records import session_sort_key
 
 
 @dataclass
@@ -61,6 +63,7 @@ def write_report(
     notes: Sequence[str] = (),
     feature_example: tuple[np.ndarray, Sequence[str], str] | None = None,
     skipped: Mapping[str, str] | None = None,
+    data: DataCard | None = None,
 ) -> Path:
     """Write report.md, the CSVs and the figures into out_dir; return the path of report.md.
 
@@ -70,6 +73,7 @@ def write_report(
         command: the exact command line that produced the results, quoted in the report.
         notes: free-form lines listed under "Notes".
         feature_example: (frames (n, 34), feature names, utterance id) to plot, or None.
+        data: what the runs were measured on (`describe_data`), stated at the top of the report.
         skipped: model -> reason it was not run (e.g. "speech-only manifest"); listed in notes and
             kept as rows of the tables, so the Table-1 layout stays complete.
     """
@@ -103,7 +107,9 @@ def write_report(
         frames, names, utt_id = feature_example
         feature_png = plot_features(out / "features.png", frames, names, utt_id).name
 
-    text = _markdown(title, command, list(notes), skipped, summaries, labels, figures, feature_png)
+    header = _header_lines(data, results, summaries)
+    text = _markdown(title, command, header, list(notes), skipped, summaries, labels, figures, feature_png,
+                     iemocap=bool(data and data.iemocap))
     report = out / "report.md"
     report.write_text(text)
     return report
@@ -219,9 +225,60 @@ def _cell(stat: dict | None, paper_value: float | None) -> str:
     return ours if paper_value is None else f"{ours} ({paper_value:g})"
 
 
-def _markdown(title: str, command: str, notes: list[str], skipped: dict[str, str], summaries: list[_Summary],
-              labels: list[str], figures: dict[str, list[str]], feature_png: str | None) -> str:
-    lines = [f"# {title}", "", "Command:", "", "```", command, "```", ""]
+def _header_lines(data: DataCard | None, results: Sequence[RunResult], summaries: list[_Summary]) -> list[str]:
+    """What the numbers were measured on and how: data, word vectors, precision, seeds, folds."""
+    lines = ["## What was measured", ""]
+    lines.append(f"- **Data**: {data.sentence() if data else 'not described (no data card given)'}")
+    lines.append(f"- **Word vectors**: {_vectors_sentence(results)}")
+    lines.append(f"- **Precision**: {_precision_sentence(results)}")
+    seeds = sorted({r.seed for r in results})
+    lines.append(f"- **Seeds**: {', '.join(map(str, seeds))} ({len(seeds)})")
+    for protocol in PROTOCOLS:
+        folds = sorted({r.fold for r in results if r.protocol == protocol}, key=session_sort_key)
+        if folds:
+            lines.append(f"- **Test sessions, `{protocol}`**: {', '.join(folds)}")
+    return lines + [""]
+
+
+def _vectors_sentence(results: Sequence[RunResult]) -> str:
+    used = sorted({(str(r.facts["word_vectors"]), int(r.facts.get("vector_dim", 0)))
+                   for r in results if "word_vectors" in r.facts})
+    if not used:
+        if any(_reads_text(r.model) for r in results):
+            return "not recorded (results saved before runs recorded them)"
+        return "none (no model here reads text)"
+    return "; ".join(f"{name}, {dim}-d" for name, dim in used) + ". The paper used GloVe 300-d."
+
+
+def _reads_text(model: str) -> bool:
+    try:
+        return "text" in modalities_of(canonical_name(model))
+    except ConfigError:  # a model outside the registry (reports can be rebuilt from any results.json)
+        return False
+
+
+def _precision_sentence(results: Sequence[RunResult]) -> str:
+    groups: dict[tuple, int] = {}
+    for r in results:
+        key = (r.facts.get("precision"), r.facts.get("device"), r.facts.get("cpu_capability"), r.facts.get("gpu"))
+        groups[key] = groups.get(key, 0) + 1
+    parts = []
+    for (precision, device, capability, gpu), count in sorted(groups.items(), key=lambda kv: -kv[1]):
+        if precision is None:
+            parts.append(f"not recorded ({count} runs saved before runs recorded it)")
+            continue
+        what = "bf16 autocast (loss and softmax in fp32)" if precision == "bf16" else "fp32"
+        where = f"on {gpu or device or 'an unrecorded device'}"
+        if capability:
+            where += f", CPU capability {capability}"
+        parts.append(f"{what} {where} ({count} of {len(results)} runs)")
+    return "; ".join(parts)
+
+
+def _markdown(title: str, command: str, header: list[str], notes: list[str], skipped: dict[str, str],
+              summaries: list[_Summary], labels: list[str], figures: dict[str, list[str]], feature_png: str | None,
+              *, iemocap: bool) -> str:
+    lines = [f"# {title}", "", "Command:", "", "```", command, "```", ""] + header
     notes = notes + [f"{model} skipped: {reason}" for model, reason in skipped.items()]
     if notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
@@ -246,7 +303,7 @@ def _markdown(title: str, command: str, notes: list[str], skipped: dict[str, str
         lines += _baseline_lines(rows) + [""]
         lines += _fold_warnings(rows)
     lines += _claims_section(summaries)
-    lines += _comparisons(summaries)
+    lines += _comparisons(summaries, iemocap=iemocap)
     if figures or feature_png:
         lines += ["## Figures", ""]
     for protocol, names in figures.items():
@@ -328,7 +385,7 @@ def _claims_section(summaries: list[_Summary]) -> list[str]:
     return lines
 
 
-def _comparisons(summaries: list[_Summary]) -> list[str]:
+def _comparisons(summaries: list[_Summary], *, iemocap: bool) -> list[str]:
     def fmt(v: float | None) -> str:
         return "—" if v is None else f"{v:.2f}"
 
@@ -352,7 +409,8 @@ def _comparisons(summaries: list[_Summary]) -> list[str]:
             lines.append(
                 f"Our highest mean UA under `{protocol}` is {best.model}'s "
                 f"(WA {fmt(100 * best.stats['wa']['mean'])}, UA {fmt(100 * best.stats['ua']['mean'])}). It was "
-                f"picked after seeing these test results, so it is an optimistic figure, and it is on this data, "
-                f"not IEMOCAP: it does not belong in the table above."
+                f"picked after seeing these test results, so it is an optimistic figure"
+                + ("" if iemocap else ", and it is measured on this data, not IEMOCAP")
+                + ": it does not belong in the table above."
             )
     return lines + [""]

@@ -3,7 +3,7 @@ reports read them. Kept apart from the report so that running experiments never 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from emofusion.errors import ConfigError
 from emofusion.evaluation.metrics import Metrics
@@ -21,6 +21,9 @@ class RunResult:
         fold: the test session, e.g. "Ses05".
         metrics: scores on that fold.
         overlap: test speakers also heard in training (None in results saved before it was recorded).
+        facts: how the model was computed, for the report's header: ``precision`` ("bf16"/"fp32"),
+            ``device``, ``cpu_capability``, ``gpu``, and for text models ``word_vectors`` (name or
+            file) and ``vector_dim``. Empty in results saved before they were recorded.
     """
 
     model: str
@@ -29,6 +32,7 @@ class RunResult:
     fold: str
     metrics: Metrics
     overlap: SpeakerOverlap | None = None
+    facts: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -39,6 +43,8 @@ class RunResult:
              "metrics": self.metrics.to_json()}
         if self.overlap is not None:
             d["speaker_overlap"] = self.overlap.to_json()
+        if self.facts:
+            d["facts"] = dict(self.facts)
         return d
 
     @classmethod
@@ -48,4 +54,4 @@ class RunResult:
             raise ConfigError(f"run result lacks {missing}; it has keys {sorted(d)}")
         overlap = SpeakerOverlap.from_json(d["speaker_overlap"]) if "speaker_overlap" in d else None
         return cls(model=str(d["model"]), protocol=str(d["protocol"]), seed=int(d["seed"]), fold=str(d["fold"]),
-                   metrics=Metrics.from_json(d["metrics"]), overlap=overlap)
+                   metrics=Metrics.from_json(d["metrics"]), overlap=overlap, facts=dict(d.get("facts") or {}))

@@ -22,6 +22,7 @@ from emofusion.experiments.scoring import score
 from emofusion.features.acoustic import AcousticConfig
 from emofusion.features.cache import FeatureCache
 from emofusion.features.vocabulary import TextConfig
+from emofusion.features.word_vectors import DEFAULT_VECTORS
 from emofusion.labels import ordered_classes
 from emofusion.models import MODEL_NAMES, ModelConfig, canonical_name, modalities_of
 from emofusion.records import Utterance
@@ -118,11 +119,31 @@ def run_folds(
         metrics, _ = score(trained, fold.test, cache=cache, progress=False)
         if progress:
             print(f"    WA {metrics.wa:.3f}  UA {metrics.ua:.3f}", flush=True)
-        result = RunResult(model=name, protocol=protocol, seed=seed, fold=fold.name, metrics=metrics, overlap=overlap)
+        result = RunResult(model=name, protocol=protocol, seed=seed, fold=fold.name, metrics=metrics, overlap=overlap,
+                           facts=run_facts(trained))
         if on_fold is not None:
             on_fold(fold, Path(out_dir), result)
         results.append(result)
     return results
+
+
+def run_facts(trained: TrainedModel) -> dict:
+    """What a report must say about how a model was computed: precision, hardware, word vectors."""
+    hardware = trained.meta.get("hardware") or {}
+    facts = {
+        "precision": trained.meta.get("precision"),
+        "device": hardware.get("device"),
+        "cpu_capability": hardware.get("cpu_capability"),
+        "gpu": hardware.get("gpu"),
+    }
+    vocabulary = trained.pipeline.vocabulary
+    if vocabulary is not None:
+        name = vocabulary.config.vectors
+        facts["word_vectors"] = (
+            f"GloVe 6B ({name}, the packaged offline default)" if name == DEFAULT_VECTORS else Path(name).name
+        )
+        facts["vector_dim"] = vocabulary.dim
+    return {k: v for k, v in facts.items() if v is not None}
 
 
 def pooled(results: list[RunResult]) -> Metrics:

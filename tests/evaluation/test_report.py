@@ -196,3 +196,40 @@ def test_report_judges_the_papers_claims_and_keeps_our_best_out_of_the_published
     assert not any("T-LSTM" in l or "ours" in l for l in table)
     assert "Our highest mean UA under `paper` is T-LSTM's" in published
     assert "picked after seeing these test results" in published
+
+
+def test_header_states_data_vectors_precision_seeds_and_folds(tmp_path):
+    from pathlib import Path
+
+    from emofusion.evaluation.data_card import describe_data
+    from emofusion.records import Utterance
+
+    facts_bf16 = {"precision": "bf16", "device": "cpu", "cpu_capability": "AVX512",
+                  "word_vectors": "glove.6B.300d.txt", "vector_dim": 300}
+    runs = [
+        RunResult("T-BL", "paper", 0, "5", diag_metrics([5, 5, 5, 5], [10] * 4), facts=facts_bf16),
+        RunResult("T-BL", "paper", 1, "5", diag_metrics([6, 5, 5, 5], [10] * 4), facts=facts_bf16),
+        RunResult("S-DNN", "loso", 0, "10", diag_metrics([5, 5, 5, 5], [10] * 4),
+                  facts={"precision": "fp32", "device": "cpu", "cpu_capability": "AVX2"}),
+        RunResult("S-DNN", "loso", 0, "2", diag_metrics([5, 5, 5, 5], [10] * 4)),
+    ]
+    rows = [Utterance("a", Path("a.wav"), "t", "ang", "s1", "1"), Utterance("b", Path("b.wav"), "t", "sad", "s2", "2")]
+    text = write_report(tmp_path, runs, title="t", command="c", data=describe_data("mine.csv", rows)).read_text()
+    header = text.split("## What was measured")[1].split("\n## ")[0]
+    assert "- **Data**: `mine.csv`, 2 utterances (speech + text)" in header and "Not IEMOCAP" in header
+    assert "- **Word vectors**: glove.6B.300d.txt, 300-d. The paper used GloVe 300-d." in header
+    assert ("- **Precision**: bf16 autocast (loss and softmax in fp32) on cpu, CPU capability AVX512 (2 of 4 runs); "
+            "fp32 on cpu, CPU capability AVX2 (1 of 4 runs); not recorded (1 runs saved before runs recorded it)") in header
+    assert "- **Seeds**: 0, 1 (2)" in header
+    assert "- **Test sessions, `paper`**: 5" in header
+    assert "- **Test sessions, `loso`**: 2, 10" in header  # numeric order
+    # Facts survive results.json, so a report rebuilt from it says the same.
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert RunResult.from_dict(saved[0]).facts in (facts_bf16, {"precision": "fp32", "device": "cpu", "cpu_capability": "AVX2"}, {})
+    assert any(RunResult.from_dict(d).facts == facts_bf16 for d in saved)
+
+
+def test_speech_only_runs_say_no_word_vectors(tmp_path, two_seed_results):
+    text = write_report(tmp_path, two_seed_results, title="t", command="c").read_text()
+    assert "- **Word vectors**: none (no model here reads text)" in text
+    assert "- **Data**: not described" in text

@@ -80,3 +80,5 @@ def test_speaker_independent_experiment_says_so_and_warns_nothing(tiny, tmp_path
     assert (tmp_path / "paper" / "T-LSTM" / "seed0" / "test-3" / "model.json").is_file()
     assert "warning" not in capsys.readouterr().err
     assert speaker_overlap_notes(results)[0].startswith("Speaker-independent: no test speaker")
+    # What the report's header needs: the word vectors a text model read, by file name and dimension.
+    assert r.facts["word_vectors"] == tiny["vectors"].name and r.facts["vector_dim"] == 8

@@ -30,6 +30,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here: the report pulls in matplotlib, which no other command needs.
+    from emofusion.evaluation.data_card import describe_data
     from emofusion.evaluation.report import write_report
 
     config = experiment_config(args)
@@ -57,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     path = write_report(
         args.out, results, title=f"Table 1 reproduction on {args.manifest.name}",
         command="emofusion " + shlex.join(args.argv), notes=notes, feature_example=example, skipped=skipped,
+        data=describe_data(args.manifest.name, utterances),
     )
     print(f"report: {path}")
     return 0
