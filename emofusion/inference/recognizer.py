@@ -8,7 +8,12 @@
 Long recordings: the models see at most ``max_frames`` frames (100 = 2.5 s at a 25 ms step, the
 paper's input). Longer audio is cut into consecutive windows of that many frames, each window is
 classified with the whole transcript, and the probabilities are averaged weighted by each window's
-frame count, so every second of the recording counts equally.
+frame count, so every second of the recording counts equally. The transcript is the same for
+every window, so it is tokenised once (in `prepare`) and goes through the text network once per
+utterance; only the speech network runs per window.
+
+Every check of one utterance's input (audio and transcript) happens in `prepare`, so a batch of
+prepared utterances never fails because of one member's data.
 """
 
 from __future__ import annotations
@@ -26,9 +31,8 @@ from emofusion.audio import AudioSource, load_audio
 from emofusion.errors import ConfigError, TextError
 from emofusion.features.acoustic import extract_frames
 from emofusion.features.batching import EncodedSet, collate
+from emofusion.inference.limits import InputLimits
 
-# Ten minutes: longer input is almost certainly not one utterance.
-MAX_AUDIO_SECONDS = 600.0
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "shipped" / "m-cbla-blr"
 
 
@@ -51,26 +55,40 @@ class Prediction:
 
 @dataclass
 class PreparedInput:
-    """One utterance after decoding and feature extraction, ready for the model."""
+    """One utterance after decoding, feature extraction and tokenisation, ready for the model."""
 
     windows: list  # acoustic frame windows, or [None] for a text-only model
     text: str
-    features_ms: float = 0.0
+    tokens: np.ndarray | None = None  # the transcript's word ids; None for a speech-only model
+    timings_ms: dict[str, float] = field(default_factory=dict)  # "decode", "features"
+    # The transcript's row of text features: computed by the first forward pass that needs it and
+    # reused by any later pass over more of this utterance's windows (the service splits long ones).
+    text_features: torch.Tensor | None = field(default=None, repr=False, compare=False)
+
+
+# Windows start:stop of one prepared utterance: the unit a forward pass is built from.
+WindowSlice = tuple[PreparedInput, int, int]
 
 
 class EmotionRecognizer:
-    """A loaded model plus its feature pipeline. Thread-safe for prediction (no shared state)."""
+    """A loaded model plus its feature pipeline. Thread-safe for prediction (no shared state).
 
-    def __init__(self, trained: TrainedModel, device: str | torch.device = "cpu"):
+    ``limits`` (audio length, transcript length) apply to every `prepare` that does not pass its own.
+    """
+
+    def __init__(self, trained: TrainedModel, device: str | torch.device = "cpu", limits: InputLimits | None = None):
         self.trained = trained
         self.device = torch.device(device)
+        self.limits = limits or InputLimits()
         self.trained.model.to(self.device).eval()
 
     @classmethod
-    def load(cls, model: str | Path | None = None, device: str | torch.device = "cpu") -> "EmotionRecognizer":
+    def load(
+        cls, model: str | Path | None = None, device: str | torch.device = "cpu", limits: InputLimits | None = None
+    ) -> "EmotionRecognizer":
         """Load a run folder written by `emofusion train`, or the shipped default when None."""
         path = Path(model) if model is not None else SHIPPED_MODEL
-        return cls(load_trained(path, device=device), device=device)
+        return cls(load_trained(path, device=device), device=device, limits=limits)
 
     @property
     def name(self) -> str:
@@ -96,68 +114,115 @@ class EmotionRecognizer:
         """Predict many (audio, text) pairs in one forward pass over all their windows."""
         return self.predict_prepared([self.prepare(audio, text, sample_rate=sample_rate) for audio, text in items])
 
-    def prepare(self, audio: AudioSource | None = None, text: str | None = None, *, sample_rate: int | None = None) -> "PreparedInput":
-        """Decode and featurise one utterance (all input errors surface here, per utterance)."""
-        t0 = time.perf_counter()
-        windows = self._speech_windows(audio, sample_rate) if self.trained.pipeline.uses_speech else [None]
-        prepared = PreparedInput(windows, self._check_text(text))
-        prepared.features_ms = (time.perf_counter() - t0) * 1e3
-        return prepared
+    def prepare(
+        self,
+        audio: AudioSource | None = None,
+        text: str | None = None,
+        *,
+        sample_rate: int | None = None,
+        name: str | None = None,
+        limits: InputLimits | None = None,
+    ) -> PreparedInput:
+        """Check, decode, featurise and tokenise one utterance: all input errors surface here.
 
-    def predict_prepared(self, prepared: Sequence["PreparedInput"]) -> list[Prediction]:
+        Arguments:
+            name: how error messages name the audio (default: its path, or its type).
+            limits: overrides the recogniser's ``limits`` for this utterance.
+        """
+        limits = limits or self.limits
+        t0 = time.perf_counter()
+        # The transcript first: refusing a bad one costs no decoding.
+        tokens = self._encode_text(text, limits)
+        t1 = time.perf_counter()
+        windows: list = [None]
+        decode_ms = 0.0
+        if self.trained.pipeline.uses_speech:
+            if audio is None:
+                raise ConfigError(f"{self.name} needs audio: pass a recording (or use a text-only model)")
+            config = self.trained.pipeline.acoustic
+            decoded = load_audio(
+                audio, sample_rate, target_rate=config.sample_rate, max_seconds=limits.max_audio_seconds, name=name
+            )
+            decode_ms = (time.perf_counter() - t1) * 1e3
+            all_frames = extract_frames(decoded.samples, decoded.sample_rate, config)
+            span = config.max_frames
+            windows = [all_frames[i : i + span] for i in range(0, len(all_frames), span)]
+        features_ms = (time.perf_counter() - t0) * 1e3 - decode_ms
+        return PreparedInput(
+            windows, text if tokens is not None else "", tokens, timings_ms={"decode": decode_ms, "features": features_ms}
+        )
+
+    def predict_prepared(self, prepared: Sequence[PreparedInput]) -> list[Prediction]:
         """One forward pass over every window of every prepared utterance.
 
         This is where batching pays: the LSTMs' per-step cost hardly grows with the batch, so a
         server that gathers concurrent requests here serves several for the price of one.
         """
-        frames = [f for p in prepared for f in p.windows]
-        texts = [p.text for p in prepared for _ in p.windows]
         t0 = time.perf_counter()
-        probabilities = self._forward(frames, texts)
+        probabilities = self.window_probabilities([(p, 0, len(p.windows)) for p in prepared])
         model_ms = (time.perf_counter() - t0) * 1e3
-        out: list[Prediction] = []
-        start = 0
-        for p in prepared:
-            count = len(p.windows)
-            # Weight each window by its frame count, so every second of audio counts equally.
-            w = np.array([len(f) if f is not None else 1 for f in p.windows], dtype=np.float64)
-            probs = (probabilities[start : start + count] * w[:, None]).sum(0) / w.sum()
-            start += count
-            out.append(
-                Prediction(
-                    label=self.labels[int(np.argmax(probs))],
-                    probabilities={c: float(v) for c, v in zip(self.labels, probs)},
-                    modalities=tuple(sorted(self.modalities)),
-                    windows=count,
-                    timings_ms={"features": p.features_ms, "model": model_ms},
-                )
-            )
-        return out
-
-    def _speech_windows(self, audio, sample_rate) -> list[np.ndarray]:
-        if audio is None:
-            raise ConfigError(f"{self.name} needs audio: pass a recording (or use a text-only model)")
-        config = self.trained.pipeline.acoustic
-        decoded = load_audio(audio, sample_rate, target_rate=config.sample_rate, max_seconds=MAX_AUDIO_SECONDS)
-        all_frames = extract_frames(decoded.samples, decoded.sample_rate, config)
-        span = config.max_frames
-        return [all_frames[i : i + span] for i in range(0, len(all_frames), span)]
-
-    def _check_text(self, text: str | None) -> str:
-        if not self.trained.pipeline.uses_text:
-            return ""
-        if text is None or not text.strip():
-            raise TextError(f"{self.name} needs the transcript: got an empty one (use a speech-only model for audio alone)")
-        return text
+        return [self.combine(p, probs, model_ms) for p, probs in zip(prepared, probabilities)]
 
     @torch.inference_mode()
-    def _forward(self, frames: list[np.ndarray | None], texts: list[str]) -> np.ndarray:
+    def window_probabilities(self, parts: Sequence[WindowSlice]) -> list[np.ndarray]:
+        """Class probabilities (stop - start, n_classes) of windows start:stop of each utterance, all
+        in one forward pass. A transcript goes through the text network only the first time one of
+        its utterance's windows does (its features are kept on the `PreparedInput`)."""
         pipeline = self.trained.pipeline
-        encoded = EncodedSet(labels=np.full(len(texts), -1, dtype=np.int64))
+        counts = [stop - start for _, start, stop in parts]
+        if any(c < 1 for c in counts):
+            raise ValueError(f"every window slice needs at least one window, got counts {counts}")
+        n = sum(counts)
+        batch: dict[str, torch.Tensor] = {}
         if pipeline.uses_speech:
-            encoded.speech = pipeline.speech_inputs(frames)
+            frames = [f for p, start, stop in parts for f in p.windows[start:stop]]
+            speech = EncodedSet(labels=np.full(n, -1, dtype=np.int64), speech=pipeline.speech_inputs(frames))
+            batch.update(collate(speech, np.arange(n), self.device))
         if pipeline.uses_text:
-            encoded.tokens = pipeline.text_inputs(texts)
-        batch = collate(encoded, np.arange(len(texts)), self.device)
+            self._encode_transcripts([p for p, _, _ in parts])
+            batch["text_features"] = torch.cat([p.text_features.expand(c, -1) for (p, _, _), c in zip(parts, counts)])
         logits = self.trained.model(**batch)
-        return torch.softmax(logits.float(), dim=1).cpu().numpy().astype(np.float64)
+        probabilities = torch.softmax(logits.float(), dim=1).cpu().numpy().astype(np.float64)
+        return np.split(probabilities, np.cumsum(counts)[:-1])
+
+    def combine(self, prepared: PreparedInput, probabilities: np.ndarray, model_ms: float) -> Prediction:
+        """The prediction of one utterance from the probabilities of all its windows."""
+        if len(probabilities) != len(prepared.windows):
+            raise ValueError(f"{len(probabilities)} window probabilities for {len(prepared.windows)} windows")
+        # Weight each window by its frame count, so every second of audio counts equally.
+        w = np.array([len(f) if f is not None else 1 for f in prepared.windows], dtype=np.float64)
+        probs = (probabilities * w[:, None]).sum(0) / w.sum()
+        return Prediction(
+            label=self.labels[int(np.argmax(probs))],
+            probabilities={c: float(v) for c, v in zip(self.labels, probs)},
+            modalities=tuple(sorted(self.modalities)),
+            windows=len(prepared.windows),
+            timings_ms={**prepared.timings_ms, "model": model_ms},
+        )
+
+    def _encode_text(self, text: str | None, limits: InputLimits) -> np.ndarray | None:
+        """The transcript's word ids, or a TextError saying why this transcript cannot be used."""
+        if not self.trained.pipeline.uses_text:
+            return None
+        if text is None or not text.strip():
+            state = "missing" if text is None else "empty"
+            raise TextError(
+                f"no transcript: {self.name} reads the text and the transcript is {state} "
+                "(use a speech-only model for audio alone)"
+            )
+        if limits.max_text_chars is not None and len(text) > limits.max_text_chars:
+            raise TextError(f"transcript of {len(text)} characters exceeds the limit of {limits.max_text_chars}")
+        try:
+            return self.trained.pipeline.vocabulary.encode(text)
+        except TextError as err:  # e.g. only zero-width or control characters: nothing to read
+            raise TextError(f"no transcript: {self.name} reads the text; {err}") from None
+
+    def _encode_transcripts(self, prepared: Sequence[PreparedInput]) -> None:
+        todo = list({id(p): p for p in prepared if p.text_features is None}.values())
+        if not todo:
+            return
+        encoded = EncodedSet(labels=np.full(len(todo), -1, dtype=np.int64), tokens=[p.tokens for p in todo])
+        batch = collate(encoded, np.arange(len(todo)), self.device)
+        features = self.trained.model.encode_text(batch["tokens"], batch["text_lengths"])
+        for i, p in enumerate(todo):
+            p.text_features = features[i : i + 1]

@@ -39,15 +39,34 @@ class EmotionClassifier(nn.Module):
         speech_lengths: torch.Tensor | None = None,
         tokens: torch.Tensor | None = None,
         text_lengths: torch.Tensor | None = None,
+        *,
+        text_features: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """Logits (B, n_classes). ``text_features``: rows of `encode_text` to use instead of ``tokens``."""
         features = []
         if "text" in self.modalities:
-            features.append(self.text_encoder(*self._check_text(tokens, text_lengths)))
+            if text_features is None:
+                text_features = self.encode_text(tokens, text_lengths)
+            elif text_features.dim() != 2 or text_features.shape[1] != self.text_encoder.output_dim:
+                raise ValueError(
+                    f"{self.name}: text_features must have shape (B, {self.text_encoder.output_dim}), "
+                    f"got {tuple(text_features.shape)}"
+                )
+            features.append(text_features)
         if "speech" in self.modalities:
             features.append(self.speech_encoder(*self._check_speech(speech, speech_lengths)))
         if len({f.shape[0] for f in features}) > 1:
             raise ValueError(f"speech and text batches differ in size: {[f.shape[0] for f in features]}")
         return self.classify(features)
+
+    def encode_text(self, tokens: torch.Tensor | None, text_lengths: torch.Tensor | None) -> torch.Tensor:
+        """The text encoder's features H, one row per transcript.
+
+        The windows of one long recording share one transcript: encoding it once and passing its row
+        to `forward` (``text_features``) for every window gives the same logits at the cost of one
+        text pass instead of one per window.
+        """
+        return self.text_encoder(*self._check_text(tokens, text_lengths))
 
     def classify(self, features: list[torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError

@@ -98,7 +98,7 @@ def test_clipped_audio_still_predicts(speech_only):
 
 def test_bad_inputs_raise_specific_errors(fused, speech_only, tiny):
     u = tiny["utterances"][0]
-    with pytest.raises(TextError, match="needs the transcript"):
+    with pytest.raises(TextError, match="no transcript: M-CBLA-BLR reads the text and the transcript is empty"):
         fused.predict(u.audio, "   ")
     with pytest.raises(ConfigError, match="needs audio"):
         fused.predict(None, "hello")
@@ -132,3 +132,51 @@ def test_ten_minutes_of_audio_is_analysed_whole(speech_only):
     p = speech_only.predict(minutes, sample_rate=rate)
     assert p.windows > 500  # every 40-frame window of ~10 min, not just the first
     assert p.probabilities["ang"] > 0.3 and p.probabilities["sad"] > 0.3
+
+
+def test_a_long_recording_encodes_its_transcript_once(fused, tiny):
+    """Regression (issue 8.3): the transcript went through the text network once per window, so a
+    long recording with a long transcript cost windows x transcript. The answer must not change:
+    it equals every window classified with the whole transcript, weighted by frame count."""
+    import torch
+
+    from emofusion.features.acoustic import extract_frames
+
+    u = tiny["utterances"][0]
+    x = np.concatenate([_tone("sad", 4.0), _tone(u.label, 4.0)])
+    text = " ".join([u.text] * 30)
+    rows = []
+    hook = fused.trained.model.text_encoder.register_forward_hook(lambda m, a, out: rows.append(out.shape[0]))
+    try:
+        p = fused.predict(x, text, sample_rate=16000)
+    finally:
+        hook.remove()
+    assert p.windows > 5
+    assert rows == [1]  # one transcript, one row through the text encoder, whatever the windows
+
+    # Reference: the model called directly on every window with the transcript repeated per window.
+    pipeline, model = fused.trained.pipeline, fused.trained.model
+    frames = extract_frames(x, 16000, pipeline.acoustic)
+    span = pipeline.acoustic.max_frames
+    windows = [frames[i : i + span] for i in range(0, len(frames), span)]
+    speech = pipeline.speech_inputs(windows)
+    tokens = torch.from_numpy(np.stack([pipeline.vocabulary.encode(text)] * len(windows)))
+    with torch.inference_mode():
+        logits = model(
+            speech=torch.from_numpy(speech.frames), speech_lengths=torch.from_numpy(speech.lengths),
+            tokens=tokens, text_lengths=torch.full((len(windows),), tokens.shape[1]),
+        )
+    probs = torch.softmax(logits.double(), dim=1).numpy()
+    weights = np.array([len(w) for w in windows], dtype=np.float64)
+    want = (probs * weights[:, None]).sum(0) / weights.sum()
+    assert p.windows == len(windows)
+    assert [p.probabilities[c] for c in LABELS] == pytest.approx(want.tolist(), abs=1e-5)
+
+
+def test_a_transcript_with_no_words_is_refused_when_prepared(fused, tiny):
+    """Regression (issue 8.2): zero-width and format characters passed the emptiness check and
+    failed later, inside a forward pass shared with other utterances."""
+    u = tiny["utterances"][0]
+    for text in ("\u200b", "\ufeff\u200b \u00ad", "\u200b\n\t"):
+        with pytest.raises(TextError, match="no transcript"):
+            fused.prepare(u.audio, text)
