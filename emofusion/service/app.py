@@ -1,51 +1,55 @@
 """The HTTP service: a thin FastAPI shell over `EmotionRecognizer`, plus the web page.
 
     POST /v1/predict   multipart form: ``audio`` (file) + ``text`` (field) -> label and probabilities
-    GET  /health       model name, labels and modalities once the model is loaded
+    GET  /health       model name, labels and modalities
     GET  /             the web page (static/index.html): upload or record, type, predict
     GET  /docs         interactive OpenAPI documentation
 
 Inference is CPU-bound and never runs on the event loop, which keeps accepting connections.
-Decoding and feature extraction run in worker threads (at most ``concurrency`` at once: more would
-only time-slice the same cores); the model pass runs on one thread that batches every request that
-queued meanwhile (`MicroBatcher`), so under load concurrent requests share a forward pass. Torch
-uses ``torch_threads`` intra-op threads (1 by default: one utterance is too small for torch's
-thread pool to pay for its synchronisation). ``emofusion serve --workers N`` adds processes.
+Decoding and feature extraction (`EmotionRecognizer.prepare`) run in worker threads, at most
+``concurrency`` at once (more would only time-slice the same cores); recordings longer than
+``HEAVY_AUDIO_SECONDS`` get one worker of their own, so a 3-s request never queues behind the
+decoding of ten-minute ones. The model runs on one thread that batches every request that queued
+meanwhile and gives long recordings their windows a slice per pass (`MicroBatcher`). Torch uses
+``torch_threads`` intra-op threads (1 by default: one utterance is too small for torch's thread
+pool to pay for its synchronisation). ``emofusion serve --workers N`` adds processes.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI reads the endpoint annotations below at run
+# time, and they refer to local variables (the field descriptions) that a string could not resolve.
 import asyncio
-import json
 import os
 import time
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Annotated
 
 import anyio
+import soundfile as sf
 import torch
-from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from emofusion import __version__
-from emofusion.audio import load_audio
-from emofusion.errors import ConfigError, TextError
 from emofusion.inference.recognizer import EmotionRecognizer, PreparedInput
 from emofusion.service.batcher import MicroBatcher
 from emofusion.service.handlers import install_handlers
-from emofusion.service.limits import BodySizeLimit
+from emofusion.service.limits import MiB, BodySizeLimit, Limits
 from emofusion.service.schemas import ERROR_RESPONSES, HealthResponse, PredictResponse
 
-MiB = 1024 * 1024
 STATIC = Path(__file__).parent / "static"
-READ_CHUNK = 256 * 1024
 # Multipart framing and the text field ride on top of the audio file in the request body.
 FORM_OVERHEAD_BYTES = 64 * 1024
-# How `emofusion serve --workers N` hands its settings to each worker process's app factory.
-SETTINGS_ENV = "EMOFUSION_SERVICE"
+# Recordings whose header declares more than this much audio (or an unusual rate) are decoded one
+# at a time in a worker of their own: minutes of audio take seconds to decode, and must not hold
+# every worker meanwhile. Whether the header is acceptable is for the decoder to say; this only
+# decides which queue the request waits in.
+HEAVY_AUDIO_SECONDS = 30.0
+# Samples to decode (all channels), and the rates resampling handles cheaply.
+HEAVY_SAMPLES = int(HEAVY_AUDIO_SECONDS * 48_000 * 2)
+USUAL_RATES = (8_000, 48_000)
 
 DESCRIPTION = """
 Emotion recognition from a spoken utterance and its transcript (speech + text fusion).
@@ -58,46 +62,36 @@ ignores `text`, a text-only model ignores `audio`; `GET /health` says which the 
 
 Every error answers `{"detail": "<what was wrong>"}`: 413 for an upload over the size limit,
 415 for a body that is not a form, 422 for unusable input (missing, empty, undecodable, silent or
-over-long audio; missing or over-long transcript; a field sent in the wrong form).
+over-long audio; missing or over-long transcript; a field sent in the wrong form). A server over
+its connection limit answers 503 at once; a client that sends its request too slowly gets 408.
 """
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_upload_bytes: int
-    max_audio_seconds: float
-    max_text_chars: int
 
 
 def create_app(
     recognizer: EmotionRecognizer | None = None,
     *,
     model_dir: str | Path | None = None,
-    max_upload_bytes: int = 20 * MiB,
-    max_audio_seconds: float = 600.0,
-    max_text_chars: int = 5000,
+    limits: Limits | None = None,
     concurrency: int | None = None,
     torch_threads: int | None = 1,
+    max_windows_per_pass: int = 32,
 ) -> FastAPI:
     """Build the service around ``recognizer``.
 
     Arguments:
-        recognizer: the model to serve. None loads ``model_dir`` (None: the shipped default)
-            when the server starts, so importing or building the app stays cheap.
-        max_upload_bytes: largest audio file accepted (413 above it).
-        max_audio_seconds: longest recording accepted (422 above it).
-        max_text_chars: longest transcript accepted (422 above it).
-        concurrency: predictions computed at once (default: the number of CPU cores).
+        recognizer: the model to serve; None loads ``model_dir`` (None: the shipped default).
+        limits: what a request may carry (`Limits`; its defaults are the documented ones).
+        concurrency: predictions decoded at once (default: the number of CPU cores).
         torch_threads: torch intra-op threads while the server runs (None leaves torch's
             setting alone); the previous value is restored at shutdown.
+        max_windows_per_pass: windows in one model pass (`MicroBatcher`): the longest a newly
+            arrived request waits for the model thread is one such pass.
     """
-    if max_upload_bytes < 1 or max_audio_seconds <= 0 or max_text_chars < 1:
-        raise ConfigError(
-            f"service limits must be positive: max_upload_bytes={max_upload_bytes}, "
-            f"max_audio_seconds={max_audio_seconds}, max_text_chars={max_text_chars}"
-        )
-    limits = Limits(max_upload_bytes, float(max_audio_seconds), max_text_chars)
+    limits = limits or Limits()
+    if recognizer is None:
+        recognizer = EmotionRecognizer.load(model_dir)
     slots = concurrency or os.cpu_count() or 1
+    uses_speech, uses_text = "speech" in recognizer.modalities, "text" in recognizer.modalities
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -105,9 +99,8 @@ def create_app(
         if torch_threads is not None:
             torch.set_num_threads(torch_threads)
         app.state.limiter = anyio.CapacityLimiter(slots)
-        if app.state.recognizer is None:
-            app.state.recognizer = await anyio.to_thread.run_sync(EmotionRecognizer.load, model_dir)
-        app.state.batcher = MicroBatcher(app.state.recognizer, torch_threads=torch_threads)
+        app.state.heavy_limiter = anyio.CapacityLimiter(1)
+        app.state.batcher = MicroBatcher(recognizer, max_windows=max_windows_per_pass, torch_threads=torch_threads)
         try:
             yield
         finally:
@@ -128,8 +121,8 @@ def create_app(
     # The whole body may carry the file, the transcript (up to 4 UTF-8 bytes a character) and framing.
     app.add_middleware(
         BodySizeLimit,
-        max_bytes=max_upload_bytes + 4 * max_text_chars + FORM_OVERHEAD_BYTES,
-        describe=f"upload limit of {_size(max_upload_bytes)} for the audio file",
+        max_bytes=limits.max_upload_bytes + 4 * limits.max_text_chars + FORM_OVERHEAD_BYTES,
+        describe=f"upload limit of {_size(limits.max_upload_bytes)} for the audio file",
     )
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -142,43 +135,18 @@ def create_app(
         rec: EmotionRecognizer = request.app.state.recognizer
         return HealthResponse(status="ok", model=rec.name, labels=list(rec.labels), modalities=sorted(rec.modalities))
 
-    @app.post(
-        "/v1/predict",
-        response_model=PredictResponse,
-        responses=ERROR_RESPONSES,
-        summary="Predict the emotion of one utterance",
-        description="The most probable emotion and the probability of every class, from the recording "
-        "(field `audio`) and its transcript (field `text`), as the loaded model uses them.",
-    )
-    async def predict(
-        request: Request,
-        audio: UploadFile | None = File(
-            None,
-            description="The recording: WAV, FLAC or OGG (Vorbis/Opus), any sample rate. "
-            f"At most {_size(max_upload_bytes)} and {max_audio_seconds:g} s. Required unless the model is text-only.",
-        ),
-        text: str | None = Form(
-            None,
-            description=f"The transcript of the recording, at most {max_text_chars} characters. "
-            "Required unless the model is speech-only.",
-        ),
-    ) -> PredictResponse:
+    async def predict(request: Request, audio: UploadFile | None, text: str | None) -> PredictResponse:
         started = time.perf_counter()
-        _check_form(request)
         rec: EmotionRecognizer = request.app.state.recognizer
-        uses_speech, uses_text = "speech" in rec.modalities, "text" in rec.modalities
-        data, filename = None, None
-        if uses_speech:
-            if audio is None:
-                raise ConfigError(f"no audio file: {rec.name} listens to speech; upload the recording in the field 'audio'")
-            filename = audio.filename or "upload"
-            data = await _read_limited(audio, limits.max_upload_bytes)
-        if uses_text:
-            text = _check_text(text, rec.name, limits.max_text_chars)
+        limiter = request.app.state.limiter
+        if uses_speech and audio is not None and await anyio.to_thread.run_sync(_is_heavy, audio.file):
+            limiter = request.app.state.heavy_limiter
         read_ms = (time.perf_counter() - started) * 1e3
-        prepared, decode_ms = await anyio.to_thread.run_sync(
-            _prepare, rec, data, filename, text, limits, torch_threads, limiter=request.app.state.limiter
+        prepared = await anyio.to_thread.run_sync(
+            _prepare, rec, audio if uses_speech else None, text if uses_text else None, limits, torch_threads,
+            limiter=limiter,
         )
+        prepared.timings_ms["read"] += read_ms
         prediction = await asyncio.wrap_future(request.app.state.batcher.submit(prepared))
         body = {
             "label": prediction.label,
@@ -186,41 +154,93 @@ def create_app(
             "model": rec.name,
             "modalities": list(prediction.modalities),
             "windows": prediction.windows,
-            "timings_ms": {
-                "read": round(read_ms, 3),
-                "decode": round(decode_ms, 3),
-                **{k: round(v, 3) for k, v in prediction.timings_ms.items()},
-            },
+            "timings_ms": {k: round(prediction.timings_ms[k], 3) for k in ("read", "decode", "features", "model")},
         }
         body["latency_ms"] = round((time.perf_counter() - started) * 1e3, 3)
         return PredictResponse(**body)
 
+    # The form fields are required exactly when the model uses them, and say so in the schema.
+    audio_doc = (
+        f"The recording: WAV, FLAC or OGG (Vorbis/Opus), any sample rate. At most {_size(limits.max_upload_bytes)} "
+        f"and {limits.max_audio_seconds:g} s."
+    )
+    text_doc = f"The transcript of the recording, at most {limits.max_text_chars} characters."
+    ignored = f"Ignored: {recognizer.name} does not use it."
+    if uses_speech and uses_text:
+
+        async def endpoint(
+            request: Request,
+            audio: Annotated[UploadFile, File(description=audio_doc)],
+            text: Annotated[str, Form(description=text_doc)],
+        ) -> PredictResponse:
+            return await predict(request, audio, text)
+
+    elif uses_speech:
+
+        async def endpoint(
+            request: Request,
+            audio: Annotated[UploadFile, File(description=audio_doc)],
+            text: Annotated[str, Form(description=ignored)] = "",
+        ) -> PredictResponse:
+            return await predict(request, audio, None)
+
+    else:
+
+        async def endpoint(
+            request: Request,
+            text: Annotated[str, Form(description=text_doc)],
+            audio: Annotated[UploadFile, File(description=ignored)] = None,
+        ) -> PredictResponse:
+            return await predict(request, None, text)
+
+    app.post(
+        "/v1/predict",
+        response_model=PredictResponse,
+        responses=ERROR_RESPONSES,
+        # Before the form fields are validated: a JSON body is a 415, not a list of missing fields.
+        dependencies=[Depends(_check_form)],
+        summary="Predict the emotion of one utterance",
+        description="The most probable emotion and the probability of every class, from the recording "
+        "(field `audio`) and its transcript (field `text`), as the loaded model uses them.",
+    )(endpoint)
     return app
 
 
-def create_app_from_env() -> FastAPI:
-    """App factory for ``uvicorn --factory`` worker processes: settings come from $EMOFUSION_SERVICE."""
-    settings = json.loads(os.environ.get(SETTINGS_ENV, "{}"))
-    return create_app(None, **settings)
-
-
 def _prepare(
-    rec: EmotionRecognizer, data: bytes | None, filename: str | None, text: str | None, limits: Limits,
-    torch_threads: int | None,
-) -> tuple[PreparedInput, float]:
-    """Decode and featurise (runs in a worker thread); the model pass happens in the batcher."""
+    rec: EmotionRecognizer, audio: UploadFile | None, text: str | None, limits: Limits, torch_threads: int | None
+) -> PreparedInput:
+    """Read, check, decode and featurise (runs in a worker thread); the model pass happens in the batcher."""
     # OpenMP keeps the thread count per thread: a pool thread created before startup would
     # otherwise keep torch's default (all cores) and fight the other workers for them.
     if torch_threads is not None and torch.get_num_threads() != torch_threads:
         torch.set_num_threads(torch_threads)
     t0 = time.perf_counter()
-    if data is not None:
-        decoded = load_audio(data, max_seconds=limits.max_audio_seconds, name=f"audio file {filename!r}")
-        samples, rate = decoded.samples, decoded.sample_rate
-    else:
-        samples, rate = None, None
-    decode_ms = (time.perf_counter() - t0) * 1e3
-    return rec.prepare(samples, text, sample_rate=rate), decode_ms
+    data, name = None, None
+    if audio is not None:
+        name = f"audio file {audio.filename or 'upload'!r}"
+        audio.file.seek(0)
+        data = audio.file.read(limits.max_upload_bytes + 1)
+        if len(data) > limits.max_upload_bytes:
+            raise HTTPException(413, f"{name} is larger than the upload limit of {_size(limits.max_upload_bytes)}")
+    read_ms = (time.perf_counter() - t0) * 1e3
+    # The recogniser checks the input against the service's limits, and names the upload.
+    prepared = rec.prepare(data, text, name=name, limits=limits.input_limits)
+    prepared.timings_ms["read"] = read_ms
+    return prepared
+
+
+def _is_heavy(file: IO[bytes]) -> bool:
+    """Whether the header promises costly decoding (cheap: only the header is read)."""
+    try:
+        file.seek(0)
+        info = sf.info(file)
+    except Exception:  # an unreadable header is refused by the decoder at once, with a proper message
+        return False
+    finally:
+        file.seek(0)
+    if not USUAL_RATES[0] <= info.samplerate <= USUAL_RATES[1]:
+        return True
+    return info.frames / info.samplerate > HEAVY_AUDIO_SECONDS or info.frames * info.channels > HEAVY_SAMPLES
 
 
 def _check_form(request: Request) -> None:
@@ -230,25 +250,6 @@ def _check_form(request: Request) -> None:
             415,
             f"expected a multipart/form-data body with the fields 'audio' (file) and 'text', got {kind or 'no content type'}",
         )
-
-
-async def _read_limited(upload: UploadFile, limit: int) -> bytes:
-    """Read the uploaded file in chunks, stopping as soon as it passes ``limit``."""
-    chunks, size = [], 0
-    while chunk := await upload.read(READ_CHUNK):
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(413, f"audio file {upload.filename!r} is larger than the upload limit of {_size(limit)}")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _check_text(text: str | None, model: str, max_chars: int) -> str:
-    if text is None or not text.strip():
-        raise TextError(f"no transcript: {model} reads the text; send the transcript in the field 'text'")
-    if len(text) > max_chars:
-        raise TextError(f"transcript of {len(text)} characters exceeds the limit of {max_chars}")
-    return text
 
 
 def _size(n: int) -> str:

@@ -35,8 +35,12 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected_error)
 
 
-def describe_validation_errors(errors: list[dict]) -> str:
+def describe_validation_errors(errors: list[dict], model: str = "the model") -> str:
     """One sentence per invalid field: ``audio: expected a file upload ..., got a plain text field``."""
+    missing = {
+        "audio": f"no audio file: {model} listens to speech; upload the recording in the field 'audio'",
+        "text": f"no transcript: {model} reads the text; send the transcript in the field 'text'",
+    }
     parts = []
     for error in errors:
         loc = [str(x) for x in error.get("loc", ()) if x not in ("body", "query", "header", "path")]
@@ -46,14 +50,15 @@ def describe_validation_errors(errors: list[dict]) -> str:
             got = "a file" if field == "text" else "a plain text field"
             parts.append(f"{field}: expected {FIELD_HINTS[field]}, got {got}")
         elif kind == "missing":
-            parts.append(f"{field}: this field is required")
+            parts.append(missing.get(field, f"{field}: this field is required"))
         else:
             parts.append(f"{'.'.join(loc) or 'request'}: {error.get('msg', 'invalid value')}")
     return "; ".join(parts) or "invalid request"
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    return JSONResponse({"detail": describe_validation_errors(list(exc.errors()))}, status_code=422)
+    model = request.app.state.recognizer.name
+    return JSONResponse({"detail": describe_validation_errors(list(exc.errors()), model)}, status_code=422)
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -24,6 +24,7 @@ from emofusion.features.vocabulary import TextConfig
 from emofusion.inference.recognizer import EmotionRecognizer
 from emofusion.models import ModelConfig
 from emofusion.records import Utterance
+from emofusion.service.limits import Limits
 from emofusion.training.config import TrainConfig
 from emofusion.training.trainer import train
 
@@ -75,15 +76,22 @@ def text_recognizer(paired_utterances, tmp_path_factory) -> EmotionRecognizer:
 
 
 class LiveServer:
-    """A uvicorn server for ``app`` on a free loopback port, run in a background thread."""
+    """A uvicorn server for ``app`` on a free loopback port, run in a background thread, configured
+    as `emofusion serve` configures it (timeouts and connection limit from the app's `Limits`)."""
 
     def __init__(self, app):
+        from emofusion.service.server import TimedH11Protocol, uvicorn_options
+
         self.app = app
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))  # port 0: the kernel picks a free one, no race
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        limits = app.state.limits
+        self.server = uvicorn.Server(uvicorn.Config(
+            app, log_level="warning", lifespan="on", http=TimedH11Protocol.with_limits(limits), **uvicorn_options(limits)
+        ))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     def __enter__(self) -> "LiveServer":
@@ -102,12 +110,19 @@ class LiveServer:
 
 
 # Small limits so the limit tests send kilobytes, not the 20 MiB default.
-TEST_LIMITS = dict(max_upload_bytes=512 * 1024, max_audio_seconds=8.0, max_text_chars=200)
+TEST_LIMITS = Limits(max_upload_bytes=512 * 1024, max_audio_seconds=8.0, max_text_chars=200)
 
 
 @pytest.fixture(scope="session")
 def fusion_server(fusion_recognizer):
     from emofusion.service import create_app
 
-    with LiveServer(create_app(fusion_recognizer, **TEST_LIMITS)) as server:
+    with LiveServer(create_app(fusion_recognizer, limits=TEST_LIMITS)) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def clip_request(paired_utterances) -> dict:
+    """httpx keyword arguments of one good prediction request: a real recording and its transcript."""
+    u = paired_utterances[1]
+    return {"files": {"audio": (u.audio.name, u.audio.read_bytes(), "audio/flac")}, "data": {"text": u.text}}

@@ -19,6 +19,7 @@ from conftest import LABELS, TEST_LIMITS, LiveServer
 
 from emofusion.inference.recognizer import EmotionRecognizer
 from emofusion.service import create_app
+from emofusion.service.limits import Limits
 
 
 def wav_bytes(samples: np.ndarray, rate: int = 16000, fmt: str = "WAV") -> bytes:
@@ -40,8 +41,8 @@ def clip(paired_utterances):
     return u.audio.read_bytes(), u.audio.name, u.text, u.audio
 
 
-def post(server, files=None, data=None, **kw) -> httpx.Response:
-    return httpx.post(f"{server.url}/v1/predict", files=files, data=data, timeout=30, **kw)
+def post(server, files=None, data=None, timeout=30, **kw) -> httpx.Response:
+    return httpx.post(f"{server.url}/v1/predict", files=files, data=data, timeout=timeout, **kw)
 
 
 # ---------------------------------------------------------------- success
@@ -123,7 +124,7 @@ FLAC = "audio/flac"
 
 def bad_requests(clip):
     audio, name, text, _ = clip
-    big = 1 + TEST_LIMITS["max_upload_bytes"]
+    big = 1 + TEST_LIMITS.max_upload_bytes
     return {
         "no file": (dict(data={"text": text}), 422, "no audio file"),
         "empty file": (dict(files={"audio": ("e.wav", b"", "audio/wav")}, data={"text": text}), 422, "empty (0 bytes)"),
@@ -207,7 +208,7 @@ def test_wrong_method_and_path_are_4xx_json(fusion_server):
 class _Broken(EmotionRecognizer):
     """A real recognizer whose prediction fails the way a bug would."""
 
-    def predict_prepared(self, *args, **kwargs):
+    def window_probabilities(self, *args, **kwargs):
         raise RuntimeError("secret internal state 0xdeadbeef")
 
 
@@ -229,11 +230,11 @@ class _Gated(EmotionRecognizer):
     entered = threading.Event()
     torch_threads: list[int] = []
 
-    def predict_prepared(self, *args, **kwargs):
+    def window_probabilities(self, *args, **kwargs):
         self.torch_threads.append(torch.get_num_threads())
         self.entered.set()
         assert self.gate.wait(20)
-        return super().predict_prepared(*args, **kwargs)
+        return super().window_probabilities(*args, **kwargs)
 
 
 def test_inference_runs_off_the_event_loop_on_one_torch_thread(fusion_model_dir, clip):
@@ -265,9 +266,9 @@ class _Counting(_Gated):
     torch_threads: list[int] = []
     batch_sizes: list[int] = []
 
-    def predict_prepared(self, prepared):
-        self.batch_sizes.append(len(prepared))
-        return super().predict_prepared(prepared)
+    def window_probabilities(self, parts):
+        self.batch_sizes.append(len(parts))
+        return super().window_probabilities(parts)
 
 
 def test_concurrent_requests_share_one_forward_pass_and_get_their_own_answers(fusion_model_dir, fusion_recognizer, paired_utterances):
@@ -307,10 +308,135 @@ def test_serve_command_maps_options_and_rejects_a_missing_model(tmp_path, capsys
     from emofusion.cli.commands.serve import settings_of
     from emofusion.cli.main import build_parser, main
 
-    args = build_parser().parse_args(["serve", "--model", "run", "--max-upload-mb", "1.5", "--max-text-chars", "99"])
+    args = build_parser().parse_args([
+        "serve", "--model", "run", "--max-upload-mb", "1.5", "--max-text-chars", "99", "--max-audio-seconds", "1200",
+        "--max-connections", "7", "--header-timeout", "2.5", "--body-timeout", "4", "--keep-alive", "3",
+    ])
     settings = settings_of(args)
-    assert settings["max_upload_bytes"] == 1572864 and settings["max_text_chars"] == 99
+    assert Limits(**settings["limits"]) == Limits(
+        max_upload_bytes=1572864, max_text_chars=99, max_audio_seconds=1200.0, max_connections=7,
+        header_timeout_s=2.5, body_timeout_s=4.0, keep_alive_s=3.0,
+    )
     assert settings["model_dir"] == "run" and settings["torch_threads"] == 1
+    # Without options: the documented defaults, which live in Limits alone.
+    assert settings_of(build_parser().parse_args(["serve"]))["limits"] == Limits().to_dict()
     assert main(["serve", "--model", str(tmp_path / "nowhere")]) == 2
     assert "not a trained model folder" in capsys.readouterr().err
     assert main(["serve", "--model", str(tmp_path), "--workers", "0"]) == 2
+
+
+# ---------------------------------------------------------------- one request never harms another
+
+
+def test_a_blank_looking_transcript_fails_alone_not_its_whole_batch(fusion_model_dir, fusion_recognizer, paired_utterances):
+    """Regression (issue 8.2): a zero-width transcript raised inside the shared forward pass and every
+    request batched with it got its 422, with that user's transcript in the message."""
+    rec = EmotionRecognizer.load(fusion_model_dir)
+    gate, entered = threading.Event(), threading.Event()
+
+    def hold(module, args, kwargs):  # the model thread waits here until the others have queued
+        entered.set()
+        assert gate.wait(20)
+
+    rec.trained.model.register_forward_pre_hook(hold, with_kwargs=True)
+    utts = paired_utterances[:5]
+    expected = [fusion_recognizer.predict(u.audio, u.text) for u in utts]
+    poison = "\u200b\u200b"
+    with LiveServer(create_app(rec)) as server:
+        results: dict[int, httpx.Response] = {}
+
+        def send(i):
+            u = utts[i % len(utts)]
+            text = poison if i == len(utts) else u.text
+            results[i] = post(server, files={"audio": (u.audio.name, u.audio.read_bytes(), FLAC)}, data={"text": text})
+
+        first = threading.Thread(target=send, args=(0,))
+        first.start()
+        assert entered.wait(20)  # request 0 holds the model thread
+        others = [threading.Thread(target=send, args=(i,)) for i in range(1, len(utts) + 1)]
+        for t in others:
+            t.start()
+        deadline = time.time() + 20
+        # Wait until the good ones have queued and the poisoned one has queued or been refused.
+        while time.time() < deadline:
+            queued = server.app.state.batcher._queue.qsize()
+            if queued + (len(utts) in results) >= len(utts):
+                break
+            time.sleep(0.01)
+        gate.set()
+        for t in [first, *others]:
+            t.join(30)
+        assert server.app.state.unexpected_errors == 0
+    for i, want in enumerate(expected):
+        assert results[i].status_code == 200, results[i].text
+        for label, p in want.probabilities.items():
+            assert results[i].json()["probabilities"][label] == pytest.approx(p, abs=1e-5)
+    bad = results[len(utts)]
+    assert bad.status_code == 422 and "no transcript" in bad.json()["detail"]
+
+
+def test_the_service_audio_limit_is_the_one_applied_and_errors_name_the_upload(fusion_recognizer, clip):
+    """Regression (issue 9.4): `serve --max-audio-seconds 1200` was still capped at 600 s inside the
+    recogniser, whose error named "ndarray" instead of the uploaded file."""
+    _, _, text, _ = clip
+    rate = 8000
+    t = np.arange(650 * rate) / rate
+    long_tone = wav_bytes(0.3 * np.sin(2 * np.pi * 220 * t), rate, fmt="FLAC")
+    raised = Limits(max_upload_bytes=16 * 1024 * 1024, max_audio_seconds=1200)
+    lowered = Limits(max_upload_bytes=16 * 1024 * 1024, max_audio_seconds=300)
+    with LiveServer(create_app(fusion_recognizer, limits=raised)) as server:
+        accepted = post(server, files={"audio": ("talk.flac", long_tone, FLAC)}, data={"text": text}, timeout=120)
+    with LiveServer(create_app(fusion_recognizer, limits=lowered)) as server:
+        refused = post(server, files={"audio": ("talk.flac", long_tone, FLAC)}, data={"text": text})
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["windows"] == 260  # 650 s in 2.5-s windows
+    assert refused.status_code == 422
+    assert refused.json()["detail"] == "audio file 'talk.flac': 650.0 s of audio exceeds the limit of 300 s"
+
+
+class _SlowLongDecode(EmotionRecognizer):
+    """Preparing a long recording blocks until ``gate`` opens (as minutes of decoding would)."""
+
+    gate = threading.Event()
+    started: list[str] = []
+
+    def prepare(self, audio=None, text=None, **kwargs):
+        if isinstance(audio, bytes) and len(audio) > 100_000:
+            self.started.append(kwargs.get("name"))
+            assert self.gate.wait(30)
+        return super().prepare(audio, text, **kwargs)
+
+
+def test_a_short_request_does_not_queue_behind_long_recordings_being_decoded(fusion_model_dir, clip):
+    """Regression (issue 8.3): long recordings took every decoding worker, so good requests waited."""
+    audio, name, text, _ = clip
+    rate = 8000
+    t = np.arange(60 * rate) / rate
+    long_flac = wav_bytes(0.3 * np.sin(2 * np.pi * 220 * t), rate, fmt="FLAC")
+    assert len(long_flac) > 100_000
+    limits = Limits(max_upload_bytes=4 * 1024 * 1024, max_audio_seconds=120)
+    app = create_app(_SlowLongDecode.load(fusion_model_dir), limits=limits, concurrency=2)
+    results: dict[int, httpx.Response] = {}
+    with LiveServer(app) as server:
+        def send_long(i):
+            results[i] = post(server, files={"audio": (f"long{i}.flac", long_flac, FLAC)}, data={"text": text}, timeout=60)
+
+        longs = [threading.Thread(target=send_long, args=(i,)) for i in range(3)]
+        for th in longs:
+            th.start()
+        deadline = time.time() + 20
+        while not _SlowLongDecode.started and time.time() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)  # let the other two reach the server and queue
+        try:
+            short = post(server, files={"audio": (name, audio, FLAC)}, data={"text": text}, timeout=15)
+            decoding_long = len(_SlowLongDecode.started)
+        finally:
+            _SlowLongDecode.gate.set()
+            for th in longs:
+                th.join(60)
+    # Answered while the long ones were stuck: one decoding, two waiting in their own lane.
+    assert short.status_code == 200, short.text
+    assert decoding_long == 1
+    assert [results[i].status_code for i in range(3)] == [200, 200, 200]
+    assert all(results[i].json()["windows"] == 24 for i in range(3))

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
 from pathlib import Path
 
 from emofusion.errors import ConfigError
+from emofusion.service.limits import MiB, Limits
 
-MiB = 1024 * 1024
+# The documented defaults live in `Limits`; the options only name them.
+DEFAULTS = Limits()
 
 
 def register(subparsers) -> None:
@@ -22,44 +22,55 @@ def register(subparsers) -> None:
     p.add_argument("--concurrency", type=int, default=None,
                    help="predictions computed at once per process (default: the number of CPU cores)")
     p.add_argument("--torch-threads", type=int, default=1, help="torch threads per prediction (default 1)")
-    p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest audio upload (default 20 MiB)")
-    p.add_argument("--max-audio-seconds", type=float, default=600.0, help="longest recording (default 600 s)")
-    p.add_argument("--max-text-chars", type=int, default=5000, help="longest transcript (default 5000)")
+    limits = p.add_argument_group("limits (see README: Service)")
+    limits.add_argument("--max-upload-mb", type=float, default=DEFAULTS.max_upload_bytes / MiB,
+                        help=f"largest audio upload (default {DEFAULTS.max_upload_bytes / MiB:g} MiB)")
+    limits.add_argument("--max-audio-seconds", type=float, default=DEFAULTS.max_audio_seconds,
+                        help=f"longest recording (default {DEFAULTS.max_audio_seconds:g} s)")
+    limits.add_argument("--max-text-chars", type=int, default=DEFAULTS.max_text_chars,
+                        help=f"longest transcript (default {DEFAULTS.max_text_chars})")
+    limits.add_argument("--max-connections", type=int, default=DEFAULTS.max_connections,
+                        help=f"open connections per process; beyond it requests get 503 (default {DEFAULTS.max_connections})")
+    limits.add_argument("--header-timeout", type=float, default=DEFAULTS.header_timeout_s,
+                        help=f"seconds for a request's headers to arrive (default {DEFAULTS.header_timeout_s:g})")
+    limits.add_argument("--body-timeout", type=float, default=DEFAULTS.body_timeout_s,
+                        help=f"longest pause while an upload streams in, seconds (default {DEFAULTS.body_timeout_s:g})")
+    limits.add_argument("--keep-alive", type=float, default=DEFAULTS.keep_alive_s,
+                        help=f"seconds an idle connection is kept open (default {DEFAULTS.keep_alive_s:g})")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=run)
 
 
 def settings_of(args: argparse.Namespace) -> dict:
-    """The keyword arguments of `create_app` the command line asks for."""
-    if args.workers < 1 or not (0 < args.port < 65536) or args.max_upload_mb <= 0:
-        raise ConfigError(f"invalid serve options: workers={args.workers}, port={args.port}, max-upload-mb={args.max_upload_mb}")
+    """The keyword arguments of `create_app` the command line asks for (JSON-able: ``limits`` is a dict)."""
+    if args.workers < 1 or not (0 < args.port < 65536):
+        raise ConfigError(f"invalid serve options: workers={args.workers}, port={args.port}")
+    limits = Limits(
+        max_upload_bytes=int(args.max_upload_mb * MiB),
+        max_audio_seconds=args.max_audio_seconds,
+        max_text_chars=args.max_text_chars,
+        max_connections=args.max_connections,
+        header_timeout_s=args.header_timeout,
+        body_timeout_s=args.body_timeout,
+        keep_alive_s=args.keep_alive,
+    )
     return {
         "model_dir": str(args.model) if args.model is not None else None,
-        "max_upload_bytes": int(args.max_upload_mb * MiB),
-        "max_audio_seconds": args.max_audio_seconds,
-        "max_text_chars": args.max_text_chars,
+        "limits": limits.to_dict(),
         "concurrency": args.concurrency,
         "torch_threads": args.torch_threads,
     }
 
 
 def run(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from emofusion.inference.recognizer import EmotionRecognizer
-    from emofusion.service.app import SETTINGS_ENV, create_app
+    from emofusion.service import server
 
     settings = settings_of(args)
     # Load once here so a bad --model fails now with a one-line error, not inside a worker.
     recognizer = EmotionRecognizer.load(args.model)
     print(f"emofusion: serving {recognizer.name} ({' + '.join(sorted(recognizer.modalities))}) "
           f"on http://{args.host}:{args.port}/  (API docs at /docs)")
-    if args.workers == 1:
-        app = create_app(recognizer, **{k: v for k, v in settings.items() if k != "model_dir"})
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
-        return 0
-    # Several processes need an importable factory; each worker loads its own copy of the model.
-    os.environ[SETTINGS_ENV] = json.dumps(settings)
-    uvicorn.run("emofusion.service.app:create_app_from_env", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level=args.log_level)
+    server.run(settings, recognizer=recognizer if args.workers == 1 else None, host=args.host, port=args.port,
+               workers=args.workers, log_level=args.log_level)
     return 0
