@@ -34,6 +34,16 @@ def atomic_path(path: str | Path) -> Iterator[str]:
         raise
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection): an id like
+# =HYPERLINK("http://…") in a predictions file would become a live link or worse when opened.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """``cell`` prefixed with ``'`` if a spreadsheet would run it as a formula (OWASP's advice)."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
 def write_atomic(path: str | Path, write: Callable[[IO], None], mode: str = "wb", **open_kwargs) -> None:
     with atomic_path(path) as tmp, open(tmp, mode, **open_kwargs) as f:
         write(f)

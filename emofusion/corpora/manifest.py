@@ -69,7 +69,7 @@ def read_manifest(
             raise ManifestError(f"{where}: duplicate id, first used on line {first_line[utt_id]}")
         first_line[utt_id] = line
 
-        audio = _audio_path(row["audio"], folder)
+        audio = audio_path(row["audio"], folder)
         text = row["text"] if row["text"].strip() else None
         if audio is None and text is None:
             raise ManifestError(f"{where}: row has neither audio nor text")
@@ -191,7 +191,8 @@ def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     return header, rows
 
 
-def _audio_path(cell: str, folder: Path) -> Path | None:
+def audio_path(cell: str, folder: Path) -> Path | None:
+    """The path an ``audio`` cell names (relative to the manifest's ``folder``); None when empty."""
     cell = cell.strip()
     if not cell:
         return None

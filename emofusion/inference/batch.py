@@ -1,7 +1,15 @@
 """Batch prediction over a manifest or a folder of recordings, written to a CSV.
 
-A folder's transcripts, when the model needs them, come from a ``<name>.txt`` file beside each
-recording (``clip.wav`` + ``clip.txt``), the layout most corpora ship.
+Every input row gets exactly one output row, in input order: ``id, predicted, p_<label>..., error``.
+A row that cannot be predicted (missing or undecodable audio, no transcript, a duplicate or empty
+id, a row with the wrong number of fields) gets an ``error`` and empty prediction cells; it never
+stops the others. Only a manifest that cannot be read at all (absent, not UTF-8, malformed CSV,
+no ``id`` column) is an error for the whole run.
+
+Prediction needs no labels: a manifest needs an ``id`` column and the ``audio`` and/or ``text``
+columns (``label``, ``speaker``, ``session`` and any others are ignored). A folder's transcripts,
+when the model needs them, come from a ``<name>.txt`` file beside each recording (``clip.wav`` +
+``clip.txt``), the layout most corpora ship.
 """
 
 from __future__ import annotations
@@ -12,10 +20,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from emofusion.corpora.manifest import read_manifest
-from emofusion.errors import ConfigError, EmofusionError
-from emofusion.fileio import write_atomic
-from emofusion.inference.recognizer import EmotionRecognizer
+from emofusion.corpora.manifest import audio_path
+from emofusion.errors import ConfigError, EmofusionError, ManifestError
+from emofusion.fileio import spreadsheet_safe, write_atomic
+from emofusion.inference.recognizer import EmotionRecognizer, PreparedInput
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au"}
 # Items per forward pass: large enough to amortise Python overhead, small enough for memory.
@@ -27,59 +35,86 @@ class BatchItem:
     id: str
     audio: Path | None
     text: str | None
+    error: str | None = None  # why the item cannot be predicted, found while reading the input
 
 
-def items_from_manifest(path: Path) -> list[BatchItem]:
-    return [BatchItem(u.id, u.audio, u.text) for u in read_manifest(path, check_files=True, require=None)]
+def items_from_manifest(path: str | Path) -> list[BatchItem]:
+    """One item per data row of a CSV manifest, in file order (see the module docstring).
+
+    Raises:
+        ManifestError: the file cannot be read as a manifest at all.
+    """
+    path = Path(path)
+    header, rows = _read_csv(path)
+    if "id" not in header:
+        raise ManifestError(f"{path}: the header lacks the column id; found {','.join(header)}")
+    if "audio" not in header and "text" not in header:
+        raise ManifestError(f"{path}: a manifest needs an audio and/or a text column; found {','.join(header)}")
+    folder = path.parent.absolute()
+    items: list[BatchItem] = []
+    first_line: dict[str, int] = {}
+    for line, values in rows:
+        row = dict(zip(header, values))
+        item_id = row["id"].strip() if len(values) > header.index("id") else ""
+        if len(values) != len(header):
+            items.append(BatchItem(item_id, None, None, f"line {line}: {len(values)} fields, header has {len(header)}"))
+            continue
+        if not item_id:
+            items.append(BatchItem("", None, None, f"line {line}: empty id"))
+            continue
+        if item_id in first_line:
+            items.append(BatchItem(item_id, None, None, f"line {line}: duplicate id, first used on line {first_line[item_id]}"))
+            continue
+        first_line[item_id] = line
+        audio = audio_path(row.get("audio", ""), folder)
+        text = row.get("text", "")
+        text = text if text.strip() else None
+        error = f"line {line}: row has neither audio nor text" if audio is None and text is None else None
+        items.append(BatchItem(item_id, audio, text, error))
+    return _unique_ids(items, [line for line, _ in rows])
 
 
-def items_from_folder(folder: Path) -> list[BatchItem]:
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+def items_from_folder(folder: str | Path) -> list[BatchItem]:
+    """One item per audio file under ``folder`` (recursively), id = its path without the suffix.
+
+    Two recordings that differ only in their suffix (``a.wav``, ``a.flac``) keep it in their ids.
+    """
+    folder = Path(folder)
+    # Symlinks count even when dangling: the user meant them as input, and their row says what is wrong.
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and not p.is_dir())
     if not files:
         raise ConfigError(f"{folder}: no audio files ({', '.join(sorted(AUDIO_SUFFIXES))}) found")
+    stems = [f.relative_to(folder).with_suffix("").as_posix() for f in files]
     items = []
-    for f in files:
-        transcript = f.with_suffix(".txt")
-        text = transcript.read_text(encoding="utf-8").strip() if transcript.is_file() else None
-        items.append(BatchItem(str(f.relative_to(folder).with_suffix("")), f, text))
+    for f, stem in zip(files, stems):
+        item_id = stem if stems.count(stem) == 1 else f.relative_to(folder).as_posix()
+        text, error = _sidecar_transcript(f)
+        items.append(BatchItem(item_id, f, text, error))
     return items
 
 
 def predict_to_csv(
     recognizer: EmotionRecognizer, items: list[BatchItem], out: Path, *, progress: bool = True
 ) -> tuple[int, int]:
-    """Write id, predicted, p_<label>... (and error) per item; returns (predicted, failed).
-
-    A bad row does not stop the batch: its ``error`` column says why and its other cells are empty.
-    """
+    """Write id, predicted, p_<label>... and error, one row per item; returns (predicted, failed)."""
     labels = recognizer.labels
     rows: list[dict] = []
     failed = 0
     bar = tqdm(total=len(items), desc="predict", unit="utt", disable=not progress)
     for start in range(0, len(items), CHUNK):
         chunk = items[start : start + CHUNK]
-        try:
-            predictions = recognizer.predict_batch([(i.audio, i.text) for i in chunk])
-            results = list(zip(chunk, predictions, [None] * len(chunk)))
-        except EmofusionError:
-            # Retry one by one so a single bad file costs only its own row.
-            results = []
-            for item in chunk:
-                try:
-                    results.append((item, recognizer.predict(item.audio, item.text), None))
-                except EmofusionError as exc:
-                    results.append((item, None, str(exc)))
-        for item, prediction, error in results:
+        for item, (prediction, error) in zip(chunk, _predict_chunk(recognizer, chunk)):
             row = {"id": item.id, "predicted": "", **{f"p_{c}": "" for c in labels}, "error": error or ""}
             if prediction is not None:
                 row["predicted"] = prediction.label
                 row.update({f"p_{c}": f"{prediction.probabilities[c]:.6f}" for c in labels})
             else:
                 failed += 1
-            rows.append(row)
+            rows.append({k: spreadsheet_safe(v) for k, v in row.items()})
         bar.update(len(chunk))
     bar.close()
     out.parent.mkdir(parents=True, exist_ok=True)
+
     def write(f):
         writer = csv.DictWriter(f, fieldnames=["id", "predicted", *[f"p_{c}" for c in labels], "error"])
         writer.writeheader()
@@ -87,3 +122,86 @@ def predict_to_csv(
 
     write_atomic(out, write, mode="w", newline="", encoding="utf-8")
     return len(items) - failed, failed
+
+
+def _predict_chunk(recognizer: EmotionRecognizer, chunk: list[BatchItem]) -> list[tuple]:
+    """(prediction, None) or (None, error) per item: each is prepared alone, the good ones share a pass."""
+    results: list[tuple] = [(None, item.error) for item in chunk]
+    prepared: dict[int, PreparedInput] = {}
+    for i, item in enumerate(chunk):
+        if item.error is None:
+            try:
+                prepared[i] = recognizer.prepare(item.audio, item.text)
+            except EmofusionError as exc:
+                results[i] = (None, str(exc))
+    if not prepared:
+        return results
+    try:
+        for i, prediction in zip(prepared, recognizer.predict_prepared(list(prepared.values()))):
+            results[i] = (prediction, None)
+    except Exception:
+        # A pass that fails is retried one by one, so the failure stays on the row that causes it.
+        for i, p in prepared.items():
+            try:
+                results[i] = (recognizer.predict_prepared([p])[0], None)
+            except Exception as exc:
+                results[i] = (None, f"{type(exc).__name__}: {exc}")
+    return results
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Header and (starting line, values) of every non-blank row."""
+    records = []
+    next_line = 1
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            reader = csv.reader(f, strict=True)
+            for values in reader:
+                # reader.line_num is where the record ended; quoted newlines make it span lines.
+                records.append((next_line, values))
+                next_line = reader.line_num + 1
+    except FileNotFoundError:
+        raise ManifestError(f"manifest {path} does not exist") from None
+    except IsADirectoryError:
+        raise ManifestError(f"manifest {path} is a folder, not a CSV file") from None
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except csv.Error as exc:
+        raise ManifestError(f"{path}:{next_line}: malformed CSV: {exc}") from None
+    records = [(line, values) for line, values in records if any(v.strip() for v in values)]
+    if not records:
+        raise ManifestError(f"{path}: empty file, expected a header with id and audio and/or text")
+    header = [h.strip() for h in records[0][1]]
+    if not records[1:]:
+        raise ManifestError(f"{path}: header only, no rows")
+    return header, records[1:]
+
+
+def _unique_ids(items: list[BatchItem], lines: list[int]) -> list[BatchItem]:
+    """Give rows whose id is empty or taken (errors) an id of their own, naming their line."""
+    taken = {item.id for item in items if item.error is None}
+    out = []
+    for item, line in zip(items, lines):
+        if item.error is not None and (not item.id or item.id in taken):
+            base = f"{item.id} (line {line})" if item.id else f"(line {line})"
+            new, k = base, 1
+            while new in taken:
+                k += 1
+                new = f"{base} #{k}"
+            item = BatchItem(new, item.audio, item.text, item.error)
+        taken.add(item.id)
+        out.append(item)
+    return out
+
+
+def _sidecar_transcript(recording: Path) -> tuple[str | None, str | None]:
+    """(text, None) from ``<name>.txt`` beside ``recording`` (None if absent), or (None, error)."""
+    transcript = recording.with_suffix(".txt")
+    if not transcript.is_file():
+        return None, None
+    try:
+        return transcript.read_text(encoding="utf-8-sig").strip() or None, None
+    except UnicodeDecodeError as exc:
+        return None, f"transcript {transcript}: not UTF-8 ({exc.reason} at byte {exc.start})"
+    except OSError as exc:
+        return None, f"transcript {transcript}: cannot be read ({exc.strerror})"

@@ -88,3 +88,24 @@ def test_batch_needs_out_and_folder_needs_audio(models, tmp_path, capsys):
     assert "needs --out" in capsys.readouterr().err
     assert main(["predict", str(tmp_path), "--out", str(tmp_path / "x.csv"), "--model", str(models["S-CNN"])]) == 2
     assert "no audio files" in capsys.readouterr().err
+
+
+def test_out_is_checked_before_anything_is_loaded_or_predicted(tiny, tmp_path, capsys):
+    """Regression (issue 8.9): --out equal to the manifest overwrote it; --out naming a folder failed
+    only after every prediction had been computed. Both now fail first: here before the (absent)
+    model is even looked for."""
+    corpus = tmp_path / "corpus"
+    shutil.copytree(tiny["manifest"].parent, corpus)
+    manifest = corpus / "manifest.csv"
+    before = manifest.read_bytes()
+    nowhere = str(tmp_path / "no-model")
+    assert main(["predict", str(manifest), "--out", str(manifest), "--model", nowhere, "--quiet"]) == 2
+    assert "would overwrite the input manifest" in capsys.readouterr().err
+    assert main(["predict", str(manifest), "--out", str(corpus / "." / "manifest.csv"), "--model", nowhere]) == 2
+    assert "would overwrite the input manifest" in capsys.readouterr().err
+    assert manifest.read_bytes() == before
+    assert main(["predict", str(manifest), "--out", str(corpus), "--model", nowhere]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    (tmp_path / "file").write_text("x")
+    assert main(["predict", str(manifest), "--out", str(tmp_path / "file" / "p.csv"), "--model", nowhere]) == 2
+    assert "cannot create" in capsys.readouterr().err

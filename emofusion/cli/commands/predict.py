@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from emofusion.errors import ConfigError
@@ -25,12 +26,14 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    recognizer = EmotionRecognizer.load(args.model, device=args.device)
     source = args.input
-    if source is not None and (source.is_dir() or source.suffix.lower() == ".csv"):
-        if args.out is None:
-            raise ConfigError("batch prediction needs --out preds.csv")
+    batch = source is not None and (source.is_dir() or source.suffix.lower() == ".csv")
+    if batch:
+        # Every argument is checked before the model is loaded and anything is predicted.
+        check_out(args.out, source)
         items = items_from_folder(source) if source.is_dir() else items_from_manifest(source)
+    recognizer = EmotionRecognizer.load(args.model, device=args.device)
+    if batch:
         ok, failed = predict_to_csv(recognizer, items, args.out, progress=not args.quiet)
         print(f"{ok} predicted, {failed} failed -> {args.out}")
         return 0 if ok else 1
@@ -49,3 +52,17 @@ def run(args: argparse.Namespace) -> int:
     for label, p in sorted(prediction.probabilities.items(), key=lambda kv: -kv[1]):
         print(f"  {label:>4} {p:6.1%} {'#' * round(p * 40)}")
     return 0
+
+
+def check_out(out: Path | None, source: Path) -> None:
+    """Refuse an --out that is missing, a folder, the input itself, or cannot be created."""
+    if out is None:
+        raise ConfigError("batch prediction needs --out preds.csv")
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder: name the predictions file, e.g. {out / 'preds.csv'}")
+    if source.is_file() and out.exists() and os.path.samefile(out, source):
+        raise ConfigError(f"--out {out} would overwrite the input manifest {source}: choose another file")
+    parent = out.absolute().parent
+    existing = next(p for p in [parent, *parent.parents] if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise ConfigError(f"--out {out}: cannot create it ({existing} is not a writable folder)")
