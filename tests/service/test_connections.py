@@ -167,3 +167,17 @@ def test_many_slow_clients_do_not_stop_good_requests(fusion_recognizer, clip_req
         connections = len(server.server.server_state.connections)
     assert [r.status_code for r in good] == [200, 200, 200]
     assert connections == 0
+
+
+def test_worker_processes_take_their_limits_from_the_environment(monkeypatch):
+    """`serve --workers N` hands settings to worker processes through $EMOFUSION_SERVICE; the
+    protocol class they receive by name reads its timeouts from there."""
+    import json
+
+    from emofusion.service.server import SETTINGS_ENV, TimedH11Protocol
+
+    limits = Limits(header_timeout_s=1.5, body_timeout_s=2.5, max_connections=9)
+    monkeypatch.setenv(SETTINGS_ENV, json.dumps({"limits": limits.to_dict()}))
+    in_worker = type("TimedH11Protocol", (TimedH11Protocol,), {"limits": None})  # as a fresh import sees it
+    assert in_worker._limits() == limits
+    assert TimedH11Protocol.with_limits(SHORT)._limits() == SHORT
