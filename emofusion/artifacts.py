@@ -42,7 +42,10 @@ def build_for_pipeline(name: str, pipeline: FeaturePipeline, *, n_classes: int, 
     embeddings = None
     if pipeline.vocabulary is not None:
         embeddings = torch.from_numpy(pipeline.vocabulary.embedding_matrix)
-    return build_model(name, n_classes=n_classes, speech_shape=pipeline.speech_shape, embeddings=embeddings, config=config)
+    return build_model(
+        name, n_classes=n_classes, speech_shape=pipeline.speech_shape, embeddings=embeddings,
+        text_vector_dim=pipeline.text_vector_dim, config=config,
+    )
 
 
 def save_trained(

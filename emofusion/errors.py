@@ -23,3 +23,12 @@ class TextError(EmofusionError):
 
 class ConfigError(EmofusionError):
     """An unknown model name, label set or feature option."""
+
+
+class MissingExtraError(EmofusionError):
+    """An optional capability whose extra is not installed; the message names the install command."""
+
+    def __init__(self, extra: str, what: str, missing: str):
+        self.extra = extra
+        self.install = f'pip install "emofusion[{extra}]"'
+        super().__init__(f"{what} needs the optional extra '{extra}' ({missing} is not installed): {self.install}")

@@ -34,7 +34,7 @@ from emofusion.evaluation.paper import PAPER_TABLE1, PUBLISHED_COMPARISONS
 from emofusion.evaluation.plots import plot_confusion, plot_features, plot_wa_ua, safe_name
 from emofusion.evaluation.protocols import PROTOCOLS
 from emofusion.evaluation.results import RunResult
-from emofusion.models.registry import MODEL_NAMES, canonical_name, modalities_of
+from emofusion.models.registry import MODEL_NAMES, canonical_name, text_feature
 from emofusion.records import session_sort_key
 
 
@@ -230,6 +230,9 @@ def _header_lines(data: DataCard | None, results: Sequence[RunResult], summaries
     lines = ["## What was measured", ""]
     lines.append(f"- **Data**: {data.sentence() if data else 'not described (no data card given)'}")
     lines.append(f"- **Word vectors**: {_vectors_sentence(results)}")
+    encoders = sorted({e for r in results for e in r.facts.get("pretrained_encoders", ())})
+    if encoders:
+        lines.append(f"- **Pretrained encoders** (frozen): {', '.join(encoders)}")
     lines.append(f"- **Precision**: {_precision_sentence(results)}")
     seeds = sorted({r.seed for r in results})
     lines.append(f"- **Seeds**: {', '.join(map(str, seeds))} ({len(seeds)})")
@@ -244,15 +247,16 @@ def _vectors_sentence(results: Sequence[RunResult]) -> str:
     used = sorted({(str(r.facts["word_vectors"]), int(r.facts.get("vector_dim", 0)))
                    for r in results if "word_vectors" in r.facts})
     if not used:
-        if any(_reads_text(r.model) for r in results):
+        if any(_reads_words(r.model) for r in results):
             return "not recorded (results saved before runs recorded them)"
         return "none (no model here reads text)"
     return "; ".join(f"{name}, {dim}-d" for name, dim in used) + ". The paper used GloVe 300-d."
 
 
-def _reads_text(model: str) -> bool:
+def _reads_words(model: str) -> bool:
+    """True for models whose text branch reads word vectors (not the sentence-vector models)."""
     try:
-        return "text" in modalities_of(canonical_name(model))
+        return text_feature(canonical_name(model)) == "words"
     except ConfigError:  # a model outside the registry (reports can be rebuilt from any results.json)
         return False
 

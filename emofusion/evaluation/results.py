@@ -23,7 +23,8 @@ class RunResult:
         overlap: test speakers also heard in training (None in results saved before it was recorded).
         facts: how the model was computed, for the report's header: ``precision`` ("bf16"/"fp32"),
             ``device``, ``cpu_capability``, ``gpu``, and for text models ``word_vectors`` (name or
-            file) and ``vector_dim``. Empty in results saved before they were recorded.
+            file) and ``vector_dim``, for encoder models ``pretrained_encoders``. Empty in results saved
+            before they were recorded.
     """
 
     model: str

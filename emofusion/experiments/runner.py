@@ -143,6 +143,8 @@ def run_facts(trained: TrainedModel) -> dict:
             f"GloVe 6B ({name}, the packaged offline default)" if name == DEFAULT_VECTORS else Path(name).name
         )
         facts["vector_dim"] = vocabulary.dim
+    if trained.pipeline.pretrained_encoders:
+        facts["pretrained_encoders"] = list(trained.pipeline.pretrained_encoders)
     return {k: v for k, v in facts.items() if v is not None}
 
 

@@ -27,6 +27,7 @@ class EncodedSet:
     labels: np.ndarray  # (n,) int64 class indices (-1 when unknown, e.g. at prediction time)
     speech: SpeechInputs | None = None
     tokens: list[np.ndarray] | None = None
+    text_vectors: np.ndarray | None = None  # (n, D) sentence vectors, for models that read them
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -34,8 +35,9 @@ class EncodedSet:
     def sort_lengths(self) -> np.ndarray:
         if self.tokens is not None:
             return np.array([len(t) for t in self.tokens])
-        assert self.speech is not None
-        return self.speech.lengths
+        if self.speech is not None:
+            return self.speech.lengths
+        return np.ones(len(self), dtype=np.int64)  # sentence vectors only: all the same size
 
 
 def batch_indices(
@@ -76,6 +78,8 @@ def collate(data: EncodedSet, index: np.ndarray, device: torch.device) -> dict[s
             padded[row, : len(s)] = s
         batch["tokens"] = torch.from_numpy(padded).to(device)
         batch["text_lengths"] = torch.from_numpy(lengths).to(device)
+    if data.text_vectors is not None:
+        batch["text_vectors"] = torch.from_numpy(np.ascontiguousarray(data.text_vectors[index])).to(device)
     return batch
 
 

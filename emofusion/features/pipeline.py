@@ -3,6 +3,10 @@
 A `FeaturePipeline` is fitted on the training split only (feature means/stds, the text
 vocabulary) and saved with the model, so evaluation and prediction transform data exactly as
 training did.
+
+What each modality reads is the pipeline's ``speech_kind`` / ``text_kind``: the paper's 34 acoustic
+features and GloVe word ids (``"acoustic"``, ``"words"``), or a frozen pretrained encoder's output
+(``"whisper"`` frames, ``"sentence"`` vectors; :mod:`emofusion.features.encoders`).
 """
 
 from __future__ import annotations
@@ -13,12 +17,18 @@ import numpy as np
 
 from emofusion.errors import ConfigError
 from emofusion.features.acoustic import AcousticConfig, fit_frames
+from emofusion.features.encoders import sentence, whisper
 from emofusion.features.vocabulary import TextConfig, Vocabulary
 from emofusion.features.word_vectors import WordVectors
 
 # Features with (near) zero variance in training (e.g. a chroma bin that never fires) keep std 1,
 # so standardising them does not blow up noise.
 MIN_STD = 1e-8
+
+SPEECH_KINDS = ("acoustic", "whisper")
+TEXT_KINDS = ("words", "sentence")
+# Whisper frames a model sees at most per window: its 30-s input window (1,500 frames of 20 ms).
+WHISPER_MAX_FRAMES = whisper.MAX_MEL_FRAMES // 2
 
 
 @dataclass
@@ -37,12 +47,19 @@ class FeaturePipeline:
         mean: np.ndarray | None = None,
         std: np.ndarray | None = None,
         vocabulary: Vocabulary | None = None,
+        *,
+        speech_kind: str = "acoustic",
+        text_kind: str = "words",
     ):
+        if speech_kind not in SPEECH_KINDS or text_kind not in TEXT_KINDS:
+            raise ConfigError(f"unknown feature kinds {speech_kind!r}/{text_kind!r}; valid: {SPEECH_KINDS}, {TEXT_KINDS}")
         self.modalities = frozenset(modalities)
         self.acoustic = acoustic
         self.mean = mean
         self.std = std
         self.vocabulary = vocabulary
+        self.speech_kind = speech_kind
+        self.text_kind = text_kind
 
     @property
     def uses_speech(self) -> bool:
@@ -55,7 +72,31 @@ class FeaturePipeline:
     @property
     def speech_shape(self) -> tuple[int, int] | None:
         """(max_frames, feature_dim) of the speech inputs this pipeline produces; None without speech."""
+        if self.uses_speech and self.speech_kind == "whisper":
+            return (WHISPER_MAX_FRAMES, whisper.DIM)
         return self.acoustic.input_shape if self.acoustic is not None else None
+
+    @property
+    def text_vector_dim(self) -> int | None:
+        """Width of the sentence vectors a ``"sentence"`` pipeline produces; None otherwise."""
+        return sentence.DIM if self.uses_text and self.text_kind == "sentence" else None
+
+    @property
+    def pretrained_encoders(self) -> tuple[str, ...]:
+        """Frozen pretrained encoders this pipeline runs (empty for the Table-1 models)."""
+        used = []
+        if self.uses_speech and self.speech_kind == "whisper":
+            used.append(whisper.NAME)
+        if self.uses_text and self.text_kind == "sentence":
+            used.append(sentence.NAME)
+        return tuple(used)
+
+    @property
+    def max_frames(self) -> int:
+        """Frames per window the model sees (the acoustic config's, or Whisper's 30 s)."""
+        shape = self.speech_shape
+        assert shape is not None
+        return shape[0]
 
     @classmethod
     def fit(
@@ -67,18 +108,23 @@ class FeaturePipeline:
         acoustic: AcousticConfig | None = None,
         text_config: TextConfig | None = None,
         vectors: WordVectors | None = None,
+        speech_kind: str = "acoustic",
+        text_kind: str = "words",
     ) -> "FeaturePipeline":
         """Fit on training data only: per-feature mean/std over the frames the model sees."""
-        pipeline = cls(modalities)
+        pipeline = cls(modalities, speech_kind=speech_kind, text_kind=text_kind)
         if pipeline.uses_speech:
             if not train_frames:
                 raise ConfigError("a speech model needs training audio")
-            pipeline.acoustic = acoustic or AcousticConfig()
-            kept = [fit_frames(f, pipeline.acoustic) for f in train_frames]
+            if speech_kind == "acoustic":  # Whisper frames come from the encoder's own front end
+                pipeline.acoustic = acoustic or AcousticConfig()
+            kept = [pipeline._fit(f) for f in train_frames]
             stacked = np.concatenate([a[:n] for a, n in kept]).astype(np.float64)
             pipeline.mean = stacked.mean(axis=0)
             std = stacked.std(axis=0)
             pipeline.std = np.where(std < MIN_STD, 1.0, std)
+        if pipeline.uses_text and text_kind == "sentence":
+            return pipeline  # sentence vectors are used as the encoder gives them: nothing to fit
         if pipeline.uses_text:
             if not train_texts:
                 raise ConfigError("a text model needs training transcripts")
@@ -90,23 +136,48 @@ class FeaturePipeline:
 
     def speech_inputs(self, frames: list[np.ndarray]) -> SpeechInputs:
         """Cut/pad each utterance's frames to max_frames and standardise the real ones."""
-        assert self.acoustic is not None and self.mean is not None
-        out = np.zeros((len(frames), *self.acoustic.input_shape), dtype=np.float32)
+        assert self.mean is not None and self.speech_shape is not None
+        fitted = [self._fit(f) for f in frames]
+        max_frames, dim = self.speech_shape
+        # Acoustic inputs keep the paper's fixed (max_frames, 34); Whisper frames are padded only to
+        # the longest here (1,500 x 384 per clip would be 2.3 MB of mostly zeros).
+        if self.speech_kind == "whisper":
+            max_frames = max([k for _, k in fitted], default=1)
+        out = np.zeros((len(frames), max(max_frames, 1), dim), dtype=np.float32)
         lengths = np.zeros(len(frames), dtype=np.int64)
-        for i, f in enumerate(frames):
-            fitted, length = fit_frames(f, self.acoustic)
-            out[i, :length] = (fitted[:length] - self.mean) / self.std
+        for i, (kept, length) in enumerate(fitted):
+            out[i, :length] = (kept[:length] - self.mean) / self.std
             lengths[i] = length
         return SpeechInputs(out, lengths)
+
+    def _fit(self, frames: np.ndarray) -> tuple[np.ndarray, int]:
+        if self.speech_kind == "acoustic":
+            return fit_frames(frames, self.acoustic)
+        kept = frames[:WHISPER_MAX_FRAMES]  # a window is at most 30 s; longer audio is windowed upstream
+        return kept, len(kept)
 
     def text_inputs(self, texts: list[str]) -> list[np.ndarray]:
         assert self.vocabulary is not None
         return self.vocabulary.encode_many(texts)
 
+    def text_vectors(self, texts: list[str], *, cache_root=None, progress: bool = False) -> np.ndarray:
+        """Sentence vectors (n, 384) of a ``"sentence"`` pipeline: from the on-disk cache when
+        ``cache_root`` is given (training, evaluation), else straight from the encoder (prediction),
+        rounded as the cache stores them so both paths feed the model the same numbers."""
+        from emofusion.features.encoders.cache import SentenceVectorCache, as_stored
+
+        if cache_root is not None:
+            return SentenceVectorCache(cache_root).get_many(texts, progress=progress)
+        unique = list(dict.fromkeys(texts))  # a long recording repeats its transcript per window
+        vectors = dict(zip(unique, as_stored(sentence.shared_encoder().embed(unique))))
+        return np.stack([vectors[t] for t in texts]) if texts else np.zeros((0, sentence.DIM), np.float32)
+
     # --- persistence: plain JSON-able state; the embedding table travels in the model weights
     def state(self) -> dict:
         return {
             "modalities": sorted(self.modalities),
+            "speech_kind": self.speech_kind,
+            "text_kind": self.text_kind,
             "acoustic": self.acoustic.to_dict() if self.acoustic else None,
             "mean": self.mean.tolist() if self.mean is not None else None,
             "std": self.std.tolist() if self.std is not None else None,
@@ -115,9 +186,15 @@ class FeaturePipeline:
 
     @classmethod
     def from_state(cls, state: dict, embedding_matrix: np.ndarray | None = None) -> "FeaturePipeline":
-        pipeline = cls(frozenset(state["modalities"]))
+        # Models saved before the encoder models carry no kinds: they are the paper's.
+        pipeline = cls(
+            frozenset(state["modalities"]),
+            speech_kind=state.get("speech_kind", "acoustic"),
+            text_kind=state.get("text_kind", "words"),
+        )
         if state.get("acoustic"):
             pipeline.acoustic = AcousticConfig.from_dict(state["acoustic"])
+        if state.get("mean") is not None:  # speech standardisation, of acoustic or Whisper frames
             pipeline.mean = np.asarray(state["mean"], dtype=np.float64)
             pipeline.std = np.asarray(state["std"], dtype=np.float64)
         if state.get("text"):

@@ -31,6 +31,9 @@ from emofusion.audio import AudioSource, load_audio
 from emofusion.errors import ConfigError, TextError
 from emofusion.features.acoustic import extract_frames
 from emofusion.features.batching import EncodedSet, collate
+from emofusion.features.encoders.cache import as_stored
+from emofusion.features.encoders.whisper import SAMPLE_RATE as WHISPER_RATE
+from emofusion.features.encoders.whisper import shared_encoder as shared_whisper_encoder
 from emofusion.inference.limits import InputLimits
 
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "shipped" / "m-cbla-blr"
@@ -139,17 +142,21 @@ class EmotionRecognizer:
         if self.trained.pipeline.uses_speech:
             if audio is None:
                 raise ConfigError(f"{self.name} needs audio: pass a recording (or use a text-only model)")
-            config = self.trained.pipeline.acoustic
-            decoded = load_audio(
-                audio, sample_rate, target_rate=config.sample_rate, max_seconds=limits.max_audio_seconds, name=name
-            )
+            pipeline = self.trained.pipeline
+            whisper_frames = pipeline.speech_kind == "whisper"
+            rate = WHISPER_RATE if whisper_frames else pipeline.acoustic.sample_rate
+            decoded = load_audio(audio, sample_rate, target_rate=rate, max_seconds=limits.max_audio_seconds, name=name)
             decode_ms = (time.perf_counter() - t1) * 1e3
-            all_frames = extract_frames(decoded.samples, decoded.sample_rate, config)
-            span = config.max_frames
+            if whisper_frames:  # rounded as the training cache stores them: same inputs as in training
+                all_frames = as_stored(shared_whisper_encoder().frames(decoded.samples))
+            else:
+                all_frames = extract_frames(decoded.samples, decoded.sample_rate, pipeline.acoustic)
+            span = pipeline.max_frames
             windows = [all_frames[i : i + span] for i in range(0, len(all_frames), span)]
         features_ms = (time.perf_counter() - t0) * 1e3 - decode_ms
         return PreparedInput(
-            windows, text if tokens is not None else "", tokens, timings_ms={"decode": decode_ms, "features": features_ms}
+            windows, text if self.trained.pipeline.uses_text else "", tokens,
+            timings_ms={"decode": decode_ms, "features": features_ms},
         )
 
     def predict_prepared(self, prepared: Sequence[PreparedInput]) -> list[Prediction]:
@@ -212,6 +219,8 @@ class EmotionRecognizer:
             )
         if limits.max_text_chars is not None and len(text) > limits.max_text_chars:
             raise TextError(f"transcript of {len(text)} characters exceeds the limit of {limits.max_text_chars}")
+        if self.trained.pipeline.text_kind == "sentence":
+            return None  # its sentence vector is computed with the batch, in _encode_transcripts
         try:
             return self.trained.pipeline.vocabulary.encode(text)
         except TextError as err:  # e.g. only zero-width or control characters: nothing to read
@@ -221,8 +230,12 @@ class EmotionRecognizer:
         todo = list({id(p): p for p in prepared if p.text_features is None}.values())
         if not todo:
             return
-        encoded = EncodedSet(labels=np.full(len(todo), -1, dtype=np.int64), tokens=[p.tokens for p in todo])
-        batch = collate(encoded, np.arange(len(todo)), self.device)
-        features = self.trained.model.encode_text(batch["tokens"], batch["text_lengths"])
+        if self.trained.pipeline.text_kind == "sentence":  # one MiniLM pass for the batch's transcripts
+            vectors = torch.from_numpy(self.trained.pipeline.text_vectors([p.text for p in todo])).to(self.device)
+            features = self.trained.model.encode_text(text_vectors=vectors)
+        else:
+            encoded = EncodedSet(labels=np.full(len(todo), -1, dtype=np.int64), tokens=[p.tokens for p in todo])
+            batch = collate(encoded, np.arange(len(todo)), self.device)
+            features = self.trained.model.encode_text(batch["tokens"], batch["text_lengths"])
         for i, p in enumerate(todo):
             p.text_features = features[i : i + 1]

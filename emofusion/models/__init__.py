@@ -1,12 +1,25 @@
-"""The paper's eleven Table-1 models (SPEC §5): speech, text and feature-level fusion classifiers."""
+"""The paper's eleven Table-1 models (SPEC §5): speech, text and feature-level fusion classifiers,
+and the four on frozen pretrained encoders beside them (``ENCODER_MODEL_NAMES``)."""
 
 from emofusion.models.classifier import EmotionClassifier
 from emofusion.models.config import ModelConfig
 from emofusion.models.registry import (
-    MODEL_NAMES, MODEL_SPECS, ModelSpec, build_model, canonical_name, modalities_of, model_summary,
+    ALL_MODEL_NAMES,
+    ENCODER_MODEL_NAMES,
+    MODEL_NAMES,
+    MODEL_SPECS,
+    build_model,
+    canonical_name,
+    ModelSpec,
+    modalities_of,
+    model_summary,
+    speech_feature,
+    text_feature,
 )
 
 __all__ = [
+    "ALL_MODEL_NAMES",
+    "ENCODER_MODEL_NAMES",
     "MODEL_NAMES",
     "MODEL_SPECS",
     "EmotionClassifier",
@@ -16,4 +29,6 @@ __all__ = [
     "canonical_name",
     "modalities_of",
     "model_summary",
+    "speech_feature",
+    "text_feature",
 ]

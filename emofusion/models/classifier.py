@@ -1,7 +1,8 @@
 """The model wrapper the trainer sees: encoder(s) + head, one calling convention for all eleven.
 
 ``model(speech=, speech_lengths=, tokens=, text_lengths=) -> logits (B, n_classes)``; a model reads
-only the modalities it has (``model.modalities``) and requires those.
+only the modalities it has (``model.modalities``) and requires those. A model whose text branch
+reads sentence vectors (T-ST, M-*-ST) takes ``text_vectors=`` (B, D) instead of tokens.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import torch
 from torch import nn
 
 from emofusion.models.masking import check_lengths
+from emofusion.models.pretrained import SentenceVectorEncoder
 from emofusion.models.speech import SpeechEncoder
 from emofusion.models.text import TextEncoder
 
@@ -39,6 +41,7 @@ class EmotionClassifier(nn.Module):
         speech_lengths: torch.Tensor | None = None,
         tokens: torch.Tensor | None = None,
         text_lengths: torch.Tensor | None = None,
+        text_vectors: torch.Tensor | None = None,
         *,
         text_features: torch.Tensor | None = None,
     ) -> torch.Tensor:
@@ -46,7 +49,7 @@ class EmotionClassifier(nn.Module):
         features = []
         if "text" in self.modalities:
             if text_features is None:
-                text_features = self.encode_text(tokens, text_lengths)
+                text_features = self.encode_text(tokens, text_lengths, text_vectors=text_vectors)
             elif text_features.dim() != 2 or text_features.shape[1] != self.text_encoder.output_dim:
                 raise ValueError(
                     f"{self.name}: text_features must have shape (B, {self.text_encoder.output_dim}), "
@@ -59,14 +62,37 @@ class EmotionClassifier(nn.Module):
             raise ValueError(f"speech and text batches differ in size: {[f.shape[0] for f in features]}")
         return self.classify(features)
 
-    def encode_text(self, tokens: torch.Tensor | None, text_lengths: torch.Tensor | None) -> torch.Tensor:
+    def encode_text(
+        self,
+        tokens: torch.Tensor | None = None,
+        text_lengths: torch.Tensor | None = None,
+        *,
+        text_vectors: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """The text encoder's features H, one row per transcript.
 
         The windows of one long recording share one transcript: encoding it once and passing its row
         to `forward` (``text_features``) for every window gives the same logits at the cost of one
         text pass instead of one per window.
         """
+        if self.reads_text_vectors:
+            return self.text_encoder(self._check_text_vectors(text_vectors))
         return self.text_encoder(*self._check_text(tokens, text_lengths))
+
+    @property
+    def reads_text_vectors(self) -> bool:
+        """True when the text branch reads sentence vectors (``text_vectors``) instead of word ids."""
+        return getattr(getattr(self, "text_encoder", None), "input_kind", None) == "vectors"
+
+    def _check_text_vectors(self, vectors):
+        dim = self.text_encoder.input_dim
+        if vectors is None:
+            raise ValueError(f"{self.name} needs text_vectors (B, {dim}) of sentence vectors")
+        if vectors.dim() != 2 or vectors.shape[1] != dim or not vectors.dtype.is_floating_point:
+            raise ValueError(
+                f"{self.name}: text_vectors must be a float tensor (B, {dim}), got {vectors.dtype} {tuple(vectors.shape)}"
+            )
+        return vectors
 
     def classify(self, features: list[torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
@@ -109,11 +135,13 @@ class EmotionClassifier(nn.Module):
 class UnimodalClassifier(EmotionClassifier):
     """One encoder + softmax classifier (dropout -> linear; softmax lives in the loss)."""
 
-    def __init__(self, name: str, encoder: SpeechEncoder | TextEncoder, n_classes: int, dropout: float) -> None:
+    def __init__(
+        self, name: str, encoder: SpeechEncoder | TextEncoder | SentenceVectorEncoder, n_classes: int, dropout: float
+    ) -> None:
         super().__init__(name, uses_l2=False)
         if isinstance(encoder, SpeechEncoder):
             self.speech_encoder, self.text_encoder = encoder, None
-        elif isinstance(encoder, TextEncoder):
+        elif isinstance(encoder, (TextEncoder, SentenceVectorEncoder)):
             self.speech_encoder, self.text_encoder = None, encoder
         else:
             raise TypeError(f"not a speech or text encoder: {type(encoder).__name__}")

@@ -1,7 +1,9 @@
-"""The paper's eleven Table-1 models by name: build any of them with one call.
+"""The paper's eleven Table-1 models by name, and four beside them: build any of them with one call.
 
 Names are canonical with hyphens in Table-1 order; ``s_cbla``, ``S_CBLA`` and ``m-cbla-blr`` are
-accepted too, since the paper itself writes them with underscores.
+accepted too, since the paper itself writes them with underscores. ``MODEL_NAMES`` is the paper's
+Table 1 (the reproduction); ``ENCODER_MODEL_NAMES`` are the models on frozen pretrained encoders
+(Whisper tiny.en ``WT``, all-MiniLM-L6-v2 ``ST``; extra ``emofusion[encoders]``).
 """
 
 from __future__ import annotations
@@ -15,22 +17,33 @@ from emofusion.errors import ConfigError
 from emofusion.models.classifier import EmotionClassifier, UnimodalClassifier
 from emofusion.models.config import ModelConfig
 from emofusion.models.fusion import FusionClassifier
+from emofusion.models.pretrained import PooledFramesEncoder, SentenceVectorEncoder
 from emofusion.models.speech import SPEECH_ENCODERS
 from emofusion.models.text import TEXT_ENCODERS
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Which encoders a Table-1 row combines, and whether its loss carries R(w)."""
+    """Which encoders a model combines, whether its loss carries R(w), and whether the loss weighs
+    classes by inverse frequency."""
 
-    speech: str | None  # key of SPEECH_ENCODERS
-    text: str | None  # key of TEXT_ENCODERS
+    speech: str | None  # key of SPEECH_ENCODERS, or of PRETRAINED_SPEECH
+    text: str | None  # key of TEXT_ENCODERS, or of PRETRAINED_TEXT
     uses_l2: bool = False
+    # Class-weighted cross-entropy (weights n / (k * n_c) from the training labels). Off for Table 1
+    # (the paper does not weight); on for the encoder models: on MELD (57% neutral) it lifted a
+    # sentence-vector head's validation UA from 45 to 53 (docs/results/encoders/).
+    balanced_loss: bool = False
 
     @property
     def modalities(self) -> frozenset[str]:
         """The inputs the model reads: 'speech' and/or 'text'."""
         return frozenset(m for m, encoder in (("speech", self.speech), ("text", self.text)) if encoder)
+
+
+# Frozen pretrained encoders (they run in the feature stage): the feature kind each one's branch reads.
+PRETRAINED_SPEECH = {"wt": "whisper"}  # Whisper tiny.en encoder frames, 20 ms apart
+PRETRAINED_TEXT = {"st": "sentence"}  # all-MiniLM-L6-v2 sentence vector
 
 
 MODEL_SPECS: dict[str, ModelSpec] = {
@@ -46,14 +59,40 @@ MODEL_SPECS: dict[str, ModelSpec] = {
     "M-CBLA-BL": ModelSpec("cbla", "bl"),
     "M-CBLA-BLR": ModelSpec("cbla", "bl", uses_l2=True),
 }
-MODEL_NAMES: tuple[str, ...] = tuple(MODEL_SPECS)
+MODEL_NAMES: tuple[str, ...] = tuple(MODEL_SPECS)  # Table 1, exactly the paper's eleven
+
+ENCODER_MODEL_SPECS: dict[str, ModelSpec] = {
+    "T-ST": ModelSpec(None, "st", balanced_loss=True),
+    "S-WT": ModelSpec("wt", None, balanced_loss=True),
+    "M-WT-ST": ModelSpec("wt", "st", balanced_loss=True),
+    "M-CBLA-ST": ModelSpec("cbla", "st", balanced_loss=True),
+}
+ENCODER_MODEL_NAMES: tuple[str, ...] = tuple(ENCODER_MODEL_SPECS)
+MODEL_SPECS.update(ENCODER_MODEL_SPECS)
+ALL_MODEL_NAMES: tuple[str, ...] = MODEL_NAMES + ENCODER_MODEL_NAMES
+
+
+def speech_feature(name: str) -> str | None:
+    """What a model's speech branch reads: "acoustic" (the 34 features), "whisper", or None."""
+    spec = MODEL_SPECS[canonical_name(name)]
+    if spec.speech is None:
+        return None
+    return PRETRAINED_SPEECH.get(spec.speech, "acoustic")
+
+
+def text_feature(name: str) -> str | None:
+    """What a model's text branch reads: "words" (word ids into GloVe), "sentence", or None."""
+    spec = MODEL_SPECS[canonical_name(name)]
+    if spec.text is None:
+        return None
+    return PRETRAINED_TEXT.get(spec.text, "words")
 
 
 def canonical_name(name: str) -> str:
     """'s_cbla' -> 'S-CBLA'; raises ConfigError listing the valid names for anything else."""
     key = str(name).strip().upper().replace("_", "-")
     if key not in MODEL_SPECS:
-        raise ConfigError(f"unknown model {name!r}; valid models: {', '.join(MODEL_NAMES)}")
+        raise ConfigError(f"unknown model {name!r}; valid models: {', '.join(ALL_MODEL_NAMES)}")
     return key
 
 
@@ -68,12 +107,13 @@ def build_model(
     n_classes: int,
     speech_shape: tuple[int, int] | None = None,
     embeddings: torch.Tensor | tuple[int, int] | None = None,
+    text_vector_dim: int | None = None,
     config: ModelConfig | None = None,
 ) -> EmotionClassifier:
-    """Build a freshly initialised Table-1 model.
+    """Build a freshly initialised Table-1 or encoder model.
 
     Arguments:
-        name: a Table-1 name (any case, '-' or '_').
+        name: a Table-1 or encoder-model name (any case, '-' or '_').
         n_classes: size of the output layer.
         speech_shape: (max_frames, features per frame) of one utterance's acoustic input; required
             by speech and fusion models. It comes from the feature pipeline
@@ -82,6 +122,8 @@ def build_model(
         embeddings: the (V, D) frozen word-vector table, row 0 = padding; required by text and
             fusion models. A (V, D) shape builds a zero placeholder, for loading a saved state_dict
             (which carries the table).
+        text_vector_dim: width of the sentence vectors a T-ST / M-*-ST model reads (from the
+            pipeline, like speech_shape).
         config: architecture; defaults to ``ModelConfig()``.
 
     Raises:
@@ -104,8 +146,15 @@ def build_model(
     speech = text = None
     if spec.speech:
         max_frames, speech_dim = _speech_shape(canonical, speech_shape)
+    if spec.speech in PRETRAINED_SPEECH:
+        speech = PooledFramesEncoder(speech_dim)
+    elif spec.speech:
         speech = SPEECH_ENCODERS[spec.speech](speech_dim, max_frames, config)
-    if spec.text:
+    if spec.text in PRETRAINED_TEXT:
+        if isinstance(text_vector_dim, bool) or not isinstance(text_vector_dim, int) or text_vector_dim < 1:
+            raise ConfigError(f"{canonical} reads sentence vectors: pass text_vector_dim= (a positive int), got {text_vector_dim!r}")
+        text = SentenceVectorEncoder(text_vector_dim)
+    elif spec.text:
         text = TEXT_ENCODERS[spec.text](_embedding_table(canonical, embeddings), config.text_lstm_hidden)
 
     if speech is not None and text is not None:

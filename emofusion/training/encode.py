@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from emofusion.errors import ConfigError
-from emofusion.features.cache import FeatureCache
+from emofusion.features.cache import FeatureCache, default_cache_root
 from emofusion.features.pipeline import FeaturePipeline
 from emofusion.records import Utterance
 from emofusion.features.batching import EncodedSet
@@ -21,13 +21,25 @@ def usable(utterances: list[Utterance], modalities: frozenset[str]) -> list[Utte
 
 
 def load_frames(
-    utterances: list[Utterance], cache: FeatureCache, *, progress: bool = True
+    utterances: list[Utterance], cache: FeatureCache, *, kind: str = "acoustic", progress: bool = True
 ) -> list[np.ndarray]:
+    """Per-utterance frames of the given kind: the 34 acoustic features (``cache``), or Whisper
+    encoder frames (cached beside them, under the same root)."""
     missing = [u.id for u in utterances if u.audio is None]
     if missing:
         raise ConfigError(f"{len(missing)} utterances have no audio, e.g. {missing[:3]}")
-    frames = cache.get_many([u.audio for u in utterances], progress=progress)
+    if kind == "whisper":
+        from emofusion.features.encoders.cache import WhisperFrameCache
+
+        frames = WhisperFrameCache(cache_root(cache)).get_many([u.audio for u in utterances], progress=progress)
+    else:
+        frames = cache.get_many([u.audio for u in utterances], progress=progress)
     return [frames[str(u.audio)] for u in utterances]
+
+
+def cache_root(cache: FeatureCache | None):
+    """The folder that holds every feature cache: the acoustic cache's parent, or the default."""
+    return cache.directory.parent if cache is not None else default_cache_root()
 
 
 def encode_utterances(
@@ -51,10 +63,13 @@ def encode_utterances(
     encoded = EncodedSet(labels=label_ids)
     if pipeline.uses_speech:
         if frames is None:
-            if cache is None:
+            if cache is None and pipeline.speech_kind == "acoustic":
                 raise ConfigError("speech features need a feature cache or precomputed frames")
-            frames = load_frames(utterances, cache, progress=progress)
+            frames = load_frames(utterances, cache, kind=pipeline.speech_kind, progress=progress)
         encoded.speech = pipeline.speech_inputs(frames)
-    if pipeline.uses_text:
+    if pipeline.uses_text and pipeline.text_kind == "sentence":
+        texts = [u.text or "" for u in utterances]
+        encoded.text_vectors = pipeline.text_vectors(texts, cache_root=cache_root(cache), progress=progress)
+    elif pipeline.uses_text:
         encoded.tokens = pipeline.text_inputs([u.text or "" for u in utterances])
     return encoded

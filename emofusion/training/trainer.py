@@ -30,7 +30,7 @@ from emofusion.features.pipeline import FeaturePipeline
 from emofusion.features.vocabulary import TextConfig
 from emofusion.features.word_vectors import WordVectors
 from emofusion.inference.predict import autocast, pick_device
-from emofusion.models import ModelConfig, canonical_name, modalities_of
+from emofusion.models import MODEL_SPECS, ModelConfig, canonical_name, modalities_of, speech_feature, text_feature
 from emofusion.records import Utterance, session_sort_key
 from emofusion.runtime import tune_allocator
 from emofusion.training.config import TrainConfig
@@ -80,7 +80,10 @@ def train(
     if finished is not None:
         return finished
 
-    frames = load_frames(data, cache or FeatureCache(acoustic), progress=progress) if "speech" in modalities else None
+    speech_kind, text_kind = speech_feature(name) or "acoustic", text_feature(name) or "words"
+    if cache is None and "speech" in modalities:
+        cache = FeatureCache(acoustic)
+    frames = load_frames(data, cache, kind=speech_kind, progress=progress) if "speech" in modalities else None
     pipeline = FeaturePipeline.fit(
         modalities,
         train_frames=frames,
@@ -88,19 +91,22 @@ def train(
         acoustic=acoustic,
         text_config=text_config,
         vectors=vectors,
+        speech_kind=speech_kind,
+        text_kind=text_kind,
     )
-    encoded = encode_utterances(pipeline, data, labels=labels, cache=None, frames=frames, progress=progress)
+    encoded = encode_utterances(pipeline, data, labels=labels, cache=cache, frames=frames, progress=progress)
 
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
     model = build_for_pipeline(name, pipeline, n_classes=len(labels), config=model_config).to(device)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=train_config.learning_rate)
     generator = torch.Generator().manual_seed(seed)
+    class_weights = _class_weights(encoded.labels, len(labels)) if MODEL_SPECS[name].balanced_loss else None
 
     start_epoch, history = _resume(out / CHECKPOINT_FILE, fingerprint, model, optimizer, generator)
     started = time.time()
     for epoch in range(start_epoch, train_config.epochs):
-        stats = _train_epoch(model, encoded, optimizer, generator, train_config, device, epoch, progress)
+        stats = _train_epoch(model, encoded, optimizer, generator, train_config, device, epoch, progress, class_weights)
         history.append(stats)
         _save_checkpoint(out / CHECKPOINT_FILE, fingerprint, epoch + 1, model, optimizer, generator, history)
         if on_epoch_end is not None:
@@ -123,7 +129,18 @@ def train(
     return load_trained(out, device)
 
 
-def _train_epoch(model, encoded: EncodedSet, optimizer, generator, cfg: TrainConfig, device, epoch, progress) -> dict:
+def _class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
+    """n / (k * n_c) per class c (sklearn's "balanced"); a class absent from training weighs 0."""
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    present = counts > 0
+    weights = np.zeros(n_classes)
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def _train_epoch(
+    model, encoded: EncodedSet, optimizer, generator, cfg: TrainConfig, device, epoch, progress, class_weights=None
+) -> dict:
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     batches = list(
@@ -135,7 +152,8 @@ def _train_epoch(model, encoded: EncodedSet, optimizer, generator, cfg: TrainCon
     for inputs, targets, _ in bar:
         with autocast(device, cfg.bf16):
             logits = model(**inputs)
-        loss = F.cross_entropy(logits.float(), targets)
+        weight = class_weights.to(device) if class_weights is not None else None
+        loss = F.cross_entropy(logits.float(), targets, weight=weight)
         if getattr(model, "uses_l2", False):
             loss = loss + cfg.l2_lambda * model.l2_penalty()
         optimizer.zero_grad(set_to_none=True)
