@@ -32,3 +32,7 @@ class MissingExtraError(EmofusionError):
         self.extra = extra
         self.install = f'pip install "emofusion[{extra}]"'
         super().__init__(f"{what} needs the optional extra '{extra}' ({missing} is not installed): {self.install}")
+
+
+class ExportError(EmofusionError):
+    """A model that cannot be exported faithfully (the exporter fails, or its graph disagrees)."""

@@ -17,17 +17,17 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 from tqdm import tqdm
 
 from emofusion.corpora.manifest import audio_path
-from emofusion.errors import ConfigError, EmofusionError, ManifestError
+from emofusion.errors import ConfigError, ManifestError
 from emofusion.fileio import spreadsheet_safe, write_atomic
-from emofusion.inference.recognizer import EmotionRecognizer, PreparedInput
+from emofusion.inference.parallel import Result, predict_stream
+from emofusion.inference.recognizer import EmotionRecognizer
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au"}
-# Items per forward pass: large enough to amortise Python overhead, small enough for memory.
-CHUNK = 32
 
 
 @dataclass(frozen=True)
@@ -94,59 +94,48 @@ def items_from_folder(folder: str | Path) -> list[BatchItem]:
 
 
 def predict_to_csv(
-    recognizer: EmotionRecognizer, items: list[BatchItem], out: Path, *, progress: bool = True
+    recognizer: EmotionRecognizer,
+    items: list[BatchItem],
+    out: Path,
+    *,
+    progress: bool = True,
+    workers: int | None = 1,
+    results: Iterable[Result] | None = None,
 ) -> tuple[int, int]:
-    """Write id, predicted, p_<label>... and error, one row per item; returns (predicted, failed)."""
+    """Write id, predicted, p_<label>... and error, one row per item; returns (predicted, failed).
+
+    ``workers``: processes extracting features (None: every core; `emofusion.inference.parallel`).
+    ``results``: (prediction, error) per item from another engine (e.g. Ray), in item order.
+    Rows are written as they come, to a temporary file renamed into place at the end, so memory
+    does not grow with the number of items.
+    """
     labels = recognizer.labels
-    rows: list[dict] = []
+    if results is None:
+        results = predict_stream(recognizer, items, workers=workers)
     failed = 0
-    bar = tqdm(total=len(items), desc="predict", unit="utt", disable=not progress)
-    for start in range(0, len(items), CHUNK):
-        chunk = items[start : start + CHUNK]
-        for item, (prediction, error) in zip(chunk, _predict_chunk(recognizer, chunk)):
-            row = {"id": item.id, "predicted": "", **{f"p_{c}": "" for c in labels}, "error": error or ""}
-            if prediction is not None:
-                row["predicted"] = prediction.label
-                row.update({f"p_{c}": f"{prediction.probabilities[c]:.6f}" for c in labels})
-            else:
-                failed += 1
-            rows.append({k: spreadsheet_safe(v) for k, v in row.items()})
-        bar.update(len(chunk))
-    bar.close()
     out.parent.mkdir(parents=True, exist_ok=True)
 
     def write(f):
+        nonlocal failed
         writer = csv.DictWriter(f, fieldnames=["id", "predicted", *[f"p_{c}" for c in labels], "error"])
         writer.writeheader()
-        writer.writerows(rows)
+        done = 0
+        with tqdm(total=len(items), desc="predict", unit="utt", disable=not progress) as bar:
+            for item, (prediction, error) in zip(items, results):
+                row = {"id": item.id, "predicted": "", **{f"p_{c}": "" for c in labels}, "error": error or ""}
+                if prediction is not None:
+                    row["predicted"] = prediction.label
+                    row.update({f"p_{c}": f"{prediction.probabilities[c]:.6f}" for c in labels})
+                else:
+                    failed += 1
+                writer.writerow({k: spreadsheet_safe(v) for k, v in row.items()})
+                done += 1
+                bar.update(1)
+        if done != len(items):
+            raise RuntimeError(f"the prediction engine returned {done} results for {len(items)} items")
 
     write_atomic(out, write, mode="w", newline="", encoding="utf-8")
     return len(items) - failed, failed
-
-
-def _predict_chunk(recognizer: EmotionRecognizer, chunk: list[BatchItem]) -> list[tuple]:
-    """(prediction, None) or (None, error) per item: each is prepared alone, the good ones share a pass."""
-    results: list[tuple] = [(None, item.error) for item in chunk]
-    prepared: dict[int, PreparedInput] = {}
-    for i, item in enumerate(chunk):
-        if item.error is None:
-            try:
-                prepared[i] = recognizer.prepare(item.audio, item.text)
-            except EmofusionError as exc:
-                results[i] = (None, str(exc))
-    if not prepared:
-        return results
-    try:
-        for i, prediction in zip(prepared, recognizer.predict_prepared(list(prepared.values()))):
-            results[i] = (prediction, None)
-    except Exception:
-        # A pass that fails is retried one by one, so the failure stays on the row that causes it.
-        for i, p in prepared.items():
-            try:
-                results[i] = (recognizer.predict_prepared([p])[0], None)
-            except Exception as exc:
-                results[i] = (None, f"{type(exc).__name__}: {exc}")
-    return results
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:

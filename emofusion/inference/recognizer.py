@@ -34,6 +34,7 @@ from emofusion.features.batching import EncodedSet, collate
 from emofusion.features.encoders.cache import as_stored
 from emofusion.features.encoders.whisper import SAMPLE_RATE as WHISPER_RATE
 from emofusion.features.encoders.whisper import shared_encoder as shared_whisper_encoder
+from emofusion.inference.backends import BACKENDS, TorchBackend, load_onnx
 from emofusion.inference.limits import InputLimits
 
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "shipped" / "m-cbla-blr"
@@ -79,19 +80,45 @@ class EmotionRecognizer:
     ``limits`` (audio length, transcript length) apply to every `prepare` that does not pass its own.
     """
 
-    def __init__(self, trained: TrainedModel, device: str | torch.device = "cpu", limits: InputLimits | None = None):
+    def __init__(
+        self, trained: TrainedModel, device: str | torch.device = "cpu", limits: InputLimits | None = None, backend=None
+    ):
         self.trained = trained
         self.device = torch.device(device)
         self.limits = limits or InputLimits()
-        self.trained.model.to(self.device).eval()
+        # Where the model pass runs (emofusion.inference.backends); PyTorch unless told otherwise.
+        self.backend = backend if backend is not None else TorchBackend(trained.model, self.device)
 
     @classmethod
     def load(
-        cls, model: str | Path | None = None, device: str | torch.device = "cpu", limits: InputLimits | None = None
+        cls,
+        model: str | Path | None = None,
+        device: str | torch.device = "cpu",
+        limits: InputLimits | None = None,
+        *,
+        backend: str | None = None,
+        threads: int | None = None,
     ) -> "EmotionRecognizer":
-        """Load a run folder written by `emofusion train`, or the shipped default when None."""
+        """Load a run folder written by `emofusion train`, or the shipped default when None.
+
+        ``backend``: ``"torch"``; ``"onnx"`` runs the model in onnxruntime (a ``.onnx`` file from
+        ``emofusion export``, or a run folder exported once into the cache); ``"onnx-int8"`` the same,
+        int8-quantised. Both need ``pip install "emofusion[onnx]"``. None: ``"onnx"`` for a ``.onnx``
+        file, else ``"torch"``. ``threads``: onnxruntime's threads (default 1).
+        """
         path = Path(model) if model is not None else SHIPPED_MODEL
-        return cls(load_trained(path, device=device), device=device, limits=limits)
+        if backend is None:
+            backend = "onnx" if path.suffix.lower() == ".onnx" else "torch"
+        if backend not in BACKENDS:
+            raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        if backend == "torch":
+            if path.suffix.lower() == ".onnx":
+                raise ConfigError(f"{path} is an ONNX file: load it with backend 'onnx'")
+            return cls(load_trained(path, device=device), device=device, limits=limits)
+        if torch.device(device).type != "cpu":
+            raise ConfigError(f"the {backend} backend runs on the CPU; got device {device}")
+        trained, runner = load_onnx(path, quantize="int8" if backend == "onnx-int8" else None, threads=threads)
+        return cls(trained, "cpu", limits=limits, backend=runner)
 
     @property
     def name(self) -> str:
@@ -185,11 +212,14 @@ class EmotionRecognizer:
             frames = [f for p, start, stop in parts for f in p.windows[start:stop]]
             speech = EncodedSet(labels=np.full(n, -1, dtype=np.int64), speech=pipeline.speech_inputs(frames))
             batch.update(collate(speech, np.arange(n), self.device))
-        if pipeline.uses_text:
+        if pipeline.uses_text and self.backend.reads_tokens:
+            # An exported graph is the whole model: each window gets its transcript's word ids.
+            tokens = [p.tokens for (p, _, _), c in zip(parts, counts) for _ in range(c)]
+            batch.update(collate(EncodedSet(labels=np.full(n, -1, dtype=np.int64), tokens=tokens), np.arange(n), self.device))
+        elif pipeline.uses_text:
             self._encode_transcripts([p for p, _, _ in parts])
             batch["text_features"] = torch.cat([p.text_features.expand(c, -1) for (p, _, _), c in zip(parts, counts)])
-        logits = self.trained.model(**batch)
-        probabilities = torch.softmax(logits.float(), dim=1).cpu().numpy().astype(np.float64)
+        probabilities = self.backend.probabilities(batch)
         return np.split(probabilities, np.cumsum(counts)[:-1])
 
     def combine(self, prepared: PreparedInput, probabilities: np.ndarray, model_ms: float) -> Prediction:

@@ -39,8 +39,23 @@ def pooled_lengths(lengths: torch.Tensor, pool: int) -> torch.Tensor:
     return torch.div(lengths + pool - 1, pool, rounding_mode="floor")
 
 
+def recording_graph() -> bool:
+    """True while an exporter traces the model (torch.onnx, torch.jit.trace, torch.export).
+
+    The input checks below read tensor values (``int(lengths.min())``) or compare batch sizes in
+    Python: a graph cannot hold them, and a tracer would freeze the example's answer into it. They
+    run for eager calls only; an exported graph is fed by code that builds valid inputs.
+    """
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
+
+
 def check_lengths(lengths: torch.Tensor | None, batch: int, max_len: int, what: str) -> torch.Tensor:
-    """Validate a (B,) lengths tensor against its padded input; returns it as int64."""
+    """Validate a (B,) lengths tensor against its padded input; returns it as int64.
+
+    While a graph is recorded (`recording_graph`) only the conversion to int64 is kept.
+    """
+    if recording_graph():
+        return lengths.long()
     if lengths is None:
         raise ValueError(f"{what}_lengths is required together with {what}")
     if lengths.dim() != 1 or lengths.shape[0] != batch:

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from emofusion.models.layers import MaskedLSTM
+from emofusion.models.masking import recording_graph
 
 
 class TextEncoder(nn.Module):
@@ -39,14 +40,17 @@ class TextEncoder(nn.Module):
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         # Ids in the padding beyond each length are never read, so only real ids are checked.
         mask = torch.arange(tokens.shape[1], device=tokens.device).unsqueeze(0) < lengths.unsqueeze(1)
-        real = tokens[mask]
+        if not recording_graph():  # a value check: eager calls only (see recording_graph)
+            self._check_ids(tokens[mask])
+        _, final = self.lstm(self.embedding(tokens.masked_fill(~mask, 0)), lengths)
+        return final
+
+    def _check_ids(self, real: torch.Tensor) -> None:
         if real.numel() and (int(real.min()) < 0 or int(real.max()) >= self.vocab_size):
             raise ValueError(
                 f"token ids must lie in [0, {self.vocab_size}) (the embedding table), "
                 f"got min {int(real.min())}, max {int(real.max())}"
             )
-        _, final = self.lstm(self.embedding(tokens.masked_fill(~mask, 0)), lengths)
-        return final
 
 
 class TextLSTMEncoder(TextEncoder):

@@ -75,6 +75,7 @@ def create_app(
     concurrency: int | None = None,
     torch_threads: int | None = 1,
     max_windows_per_pass: int = 32,
+    backend: str | None = None,
 ) -> FastAPI:
     """Build the service around ``recognizer``.
 
@@ -86,10 +87,11 @@ def create_app(
             setting alone); the previous value is restored at shutdown.
         max_windows_per_pass: windows in one model pass (`MicroBatcher`): the longest a newly
             arrived request waits for the model thread is one such pass.
+        backend: where ``model_dir``'s model runs when the app loads it (`EmotionRecognizer.load`).
     """
     limits = limits or Limits()
     if recognizer is None:
-        recognizer = EmotionRecognizer.load(model_dir)
+        recognizer = EmotionRecognizer.load(model_dir, backend=backend)
     slots = concurrency or os.cpu_count() or 1
     uses_speech, uses_text = "speech" in recognizer.modalities, "text" in recognizer.modalities
 

@@ -24,7 +24,7 @@ from emofusion.artifacts import META_FILE, TrainedModel, build_for_pipeline, loa
 from emofusion.errors import ConfigError
 from emofusion.fileio import atomic_path
 from emofusion.features.acoustic import AcousticConfig
-from emofusion.features.batching import EncodedSet, iterate_batches
+from emofusion.features.batching import EncodedSet, batch_indices, collate
 from emofusion.features.cache import FeatureCache
 from emofusion.features.pipeline import FeaturePipeline
 from emofusion.features.vocabulary import TextConfig
@@ -33,6 +33,7 @@ from emofusion.inference.predict import autocast, pick_device
 from emofusion.models import MODEL_SPECS, ModelConfig, canonical_name, modalities_of, speech_feature, text_feature
 from emofusion.records import Utterance, session_sort_key
 from emofusion.runtime import tune_allocator
+from emofusion.training import distributed
 from emofusion.training.config import TrainConfig
 from emofusion.training.encode import encode_utterances, load_frames, usable
 
@@ -60,6 +61,8 @@ def train(
     """Train ``model_name`` on ``train_utterances`` and save it to ``out_dir``.
 
     Re-running with the same arguments resumes an interrupted run, or returns the finished model.
+    Under torchrun every process calls this alike and trains one data-parallel model
+    (`emofusion.training.distributed`); rank 0 writes the run folder.
     """
     tune_allocator()
     name = canonical_name(model_name)
@@ -68,7 +71,11 @@ def train(
     model_config = model_config or ModelConfig()
     acoustic = acoustic or AcousticConfig()
     text_config = text_config or TextConfig()
-    device = pick_device(device)
+    device = distributed.process_device(pick_device(device))
+    group = distributed.setup(device)
+    main = group is None or group.is_main
+    progress = progress and main
+    distributed.per_process_batch(train_config.batch_size, group)  # refuse an uneven split early
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -83,7 +90,8 @@ def train(
     speech_kind, text_kind = speech_feature(name) or "acoustic", text_feature(name) or "words"
     if cache is None and "speech" in modalities:
         cache = FeatureCache(acoustic)
-    frames = load_frames(data, cache, kind=speech_kind, progress=progress) if "speech" in modalities else None
+    with distributed.main_first(group):  # rank 0 fills the feature cache, the others read it
+        frames = load_frames(data, cache, kind=speech_kind, progress=progress) if "speech" in modalities else None
     pipeline = FeaturePipeline.fit(
         modalities,
         train_frames=frames,
@@ -100,15 +108,21 @@ def train(
     np.random.seed(seed % 2**32)
     model = build_for_pipeline(name, pipeline, n_classes=len(labels), config=model_config).to(device)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=train_config.learning_rate)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)  # batch order: the same stream in every process
+    if group is not None and group.rank > 0:
+        torch.manual_seed(seed + 1_000_003 * group.rank)  # dropout: each process its own stream
     class_weights = _class_weights(encoded.labels, len(labels)) if MODEL_SPECS[name].balanced_loss else None
 
-    start_epoch, history = _resume(out / CHECKPOINT_FILE, fingerprint, model, optimizer, generator)
+    start_epoch, history = _resume(out / CHECKPOINT_FILE, fingerprint, model, optimizer, generator, group)
+    # DDP all-reduces the gradients in backward; `model` stays the plain module (weights, R(w)).
+    stepper = torch.nn.parallel.DistributedDataParallel(model) if group is not None else model
     started = time.time()
     for epoch in range(start_epoch, train_config.epochs):
-        stats = _train_epoch(model, encoded, optimizer, generator, train_config, device, epoch, progress, class_weights)
+        stats = _train_epoch(
+            stepper, model, encoded, optimizer, generator, train_config, device, epoch, progress, group, class_weights
+        )
         history.append(stats)
-        _save_checkpoint(out / CHECKPOINT_FILE, fingerprint, epoch + 1, model, optimizer, generator, history)
+        _save_checkpoint(out / CHECKPOINT_FILE, fingerprint, epoch + 1, model, optimizer, generator, history, group)
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, stats)
 
@@ -123,8 +137,12 @@ def train(
         "train_sessions": sorted({u.session for u in data}, key=session_sort_key),
         "provenance": {**_provenance(), **(provenance or {})},
     }
-    save_trained(out, name=name, labels=labels, model=model, pipeline=pipeline, model_config=model_config, extra=extra)
-    (out / CHECKPOINT_FILE).unlink(missing_ok=True)
+    if group is not None:
+        extra["processes"] = group.world
+    if main:
+        save_trained(out, name=name, labels=labels, model=model, pipeline=pipeline, model_config=model_config, extra=extra)
+        (out / CHECKPOINT_FILE).unlink(missing_ok=True)
+    distributed.barrier(group)  # the others return the model rank 0 has written
     model.eval()
     return load_trained(out, device)
 
@@ -139,34 +157,45 @@ def _class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
 
 
 def _train_epoch(
-    model, encoded: EncodedSet, optimizer, generator, cfg: TrainConfig, device, epoch, progress, class_weights=None
+    stepper, model, encoded: EncodedSet, optimizer, generator, cfg: TrainConfig, device, epoch, progress,
+    group=None, class_weights=None,
 ) -> dict:
-    model.train()
+    """One epoch. ``stepper`` is ``model`` itself, or its DistributedDataParallel wrapper."""
+    stepper.train()
     total_loss, correct, seen = 0.0, 0, 0
-    batches = list(
-        iterate_batches(
-            encoded, cfg.batch_size, device=device, shuffle=True, bucket=cfg.bucket_by_length, generator=generator
-        )
-    )
+    world = group.world if group is not None else 1
+    # Global batches, the same in every process (same generator); each process takes its share.
+    # A last batch with fewer rows than processes is left out (< N rows an epoch), since a process
+    # with no rows cannot take part in the gradient all-reduce.
+    batches = [
+        b for b in batch_indices(encoded, cfg.batch_size, shuffle=True, bucket=cfg.bucket_by_length, generator=generator)
+        if len(b) >= world
+    ]
     bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False, disable=not progress)
-    for inputs, targets, _ in bar:
+    for index in bar:
+        mine = distributed.share(index, group)
+        inputs, targets = collate(encoded, mine, device), torch.from_numpy(encoded.labels[mine]).to(device)
         with autocast(device, cfg.bf16):
-            logits = model(**inputs)
+            logits = stepper(**inputs)
         weight = class_weights.to(device) if class_weights is not None else None
         loss = F.cross_entropy(logits.float(), targets, weight=weight)
-        if getattr(model, "uses_l2", False):
-            loss = loss + cfg.l2_lambda * model.l2_penalty()
+        # DDP averages the processes' gradients; weighting each by its share of the batch's rows
+        # makes that average the gradient of the whole batch's mean loss (for a class-weighted loss,
+        # up to each share's own weight sum).
+        penalty = cfg.l2_lambda * model.l2_penalty() if getattr(model, "uses_l2", False) else torch.zeros((), device=device)
+        objective = loss * (len(mine) * world / len(index)) + penalty
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        objective.backward()
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
         n = len(targets)
-        total_loss += loss.item() * n
+        total_loss += (loss.item() + penalty.item()) * n
         correct += int((logits.argmax(1) == targets).sum())
         seen += n
         bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
     bar.close()
+    total_loss, correct, seen = distributed.sum_over_processes([total_loss, correct, seen], group)
     stats = {"epoch": epoch + 1, "loss": total_loss / seen, "train_accuracy": correct / seen}
     if progress:
         tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}  loss {stats['loss']:.4f}  train acc {stats['train_accuracy']:.3f}")
@@ -193,7 +222,12 @@ def _finished_model(out: Path, fingerprint: str, device) -> TrainedModel | None:
     return None
 
 
-def _save_checkpoint(path: Path, fingerprint, epoch, model, optimizer, generator, history) -> None:
+def _save_checkpoint(path: Path, fingerprint, epoch, model, optimizer, generator, history, group=None) -> None:
+    # Every process's dropout stream is saved (by rank 0, the only writer), so a resumed
+    # data-parallel run continues exactly as an uninterrupted one.
+    rng_by_rank = distributed.gather(torch.get_rng_state(), group)
+    if group is not None and not group.is_main:
+        return
     state = {
         "fingerprint": fingerprint,
         "epoch": epoch,
@@ -203,13 +237,15 @@ def _save_checkpoint(path: Path, fingerprint, epoch, model, optimizer, generator
         "torch_rng": torch.get_rng_state(),
         "history": json.dumps(history),
     }
+    if group is not None:
+        state["torch_rng_by_rank"] = rng_by_rank
     if torch.cuda.is_available():
         state["cuda_rng"] = torch.cuda.get_rng_state_all()
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
 
-def _resume(path: Path, fingerprint, model, optimizer, generator) -> tuple[int, list[dict]]:
+def _resume(path: Path, fingerprint, model, optimizer, generator, group=None) -> tuple[int, list[dict]]:
     if not path.is_file():
         return 0, []
     # weights_only: a checkpoint is tensors and plain containers, never arbitrary objects.
@@ -219,7 +255,11 @@ def _resume(path: Path, fingerprint, model, optimizer, generator) -> tuple[int, 
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     generator.set_state(state["generator"])
-    torch.set_rng_state(state["torch_rng"])
+    by_rank = state.get("torch_rng_by_rank")
+    if group is not None and by_rank is not None and len(by_rank) == group.world:
+        torch.set_rng_state(by_rank[group.rank])
+    elif group is None or group.is_main:
+        torch.set_rng_state(state["torch_rng"])
     if "cuda_rng" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
     return int(state["epoch"]), json.loads(state["history"])

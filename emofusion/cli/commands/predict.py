@@ -9,6 +9,7 @@ from pathlib import Path
 
 from emofusion.errors import ConfigError
 from emofusion.inference.batch import items_from_folder, items_from_manifest, predict_to_csv
+from emofusion.inference.backends import BACKENDS
 from emofusion.inference.recognizer import EmotionRecognizer
 
 
@@ -17,24 +18,46 @@ def register(subparsers) -> None:
     p.add_argument("input", nargs="?", type=Path,
                    help="an audio file, a manifest .csv, or a folder of audio files (with optional <name>.txt transcripts)")
     p.add_argument("--text", default=None, help="the transcript of the audio file")
-    p.add_argument("--model", type=Path, default=None, help="a run folder (default: the shipped M-CBLA-BLR)")
+    p.add_argument("--model", type=Path, default=None,
+                   help="a run folder or an exported .onnx file (default: the shipped M-CBLA-BLR)")
     p.add_argument("--out", type=Path, default=None, help="predictions CSV (required for a manifest or folder)")
     p.add_argument("--json", action="store_true", help="print JSON: label and probabilities")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--backend", choices=BACKENDS, default=None,
+                   help="torch (default; onnx for a .onnx --model); onnx: onnxruntime (the run folder is exported "
+                        'once); onnx-int8: the same, int8-quantised. onnx needs pip install "emofusion[onnx]"')
+    p.add_argument("--workers", type=int, default=None,
+                   help="batch prediction: processes extracting features (default: every core), or Ray actors "
+                        "(default: the cluster's CPUs)")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help='batch prediction on this machine (default) or a Ray cluster (pip install "emofusion[ray]")')
+    p.add_argument("--address", default=None,
+                   help="Ray cluster address, e.g. ray://head:10001 (default: start a local cluster)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+    if args.address is not None and args.engine != "ray":
+        raise ConfigError("--address is a Ray cluster address: use it with --engine ray")
     source = args.input
     batch = source is not None and (source.is_dir() or source.suffix.lower() == ".csv")
     if batch:
         # Every argument is checked before the model is loaded and anything is predicted.
         check_out(args.out, source)
         items = items_from_folder(source) if source.is_dir() else items_from_manifest(source)
-    recognizer = EmotionRecognizer.load(args.model, device=args.device)
+    recognizer = EmotionRecognizer.load(args.model, device=args.device, backend=args.backend)
     if batch:
-        ok, failed = predict_to_csv(recognizer, items, args.out, progress=not args.quiet)
+        results = None
+        if args.engine == "ray":
+            from emofusion.inference.ray_engine import predict_stream_ray
+
+            results = predict_stream_ray(args.model, items, backend=args.backend, address=args.address,
+                                         workers=args.workers)
+        ok, failed = predict_to_csv(recognizer, items, args.out, progress=not args.quiet, workers=args.workers,
+                                    results=results)
         print(f"{ok} predicted, {failed} failed -> {args.out}")
         return 0 if ok else 1
     if source is None and args.text is None:

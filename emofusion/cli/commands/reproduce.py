@@ -33,13 +33,19 @@ def run(args: argparse.Namespace) -> int:
     from emofusion.evaluation.data_card import describe_data
     from emofusion.evaluation.report import write_report
 
+    from emofusion.training.distributed import is_main_process
+
     config = experiment_config(args)
     utterances = load_utterances(args)
     cache = feature_cache(args, config)
+    # Under torchrun every process runs every training (data-parallel); rank 0 prints and reports.
     results, skipped = run_experiment(
         utterances, models=args.models, protocols=args.protocol, seeds=range(args.seeds),
-        runs_dir=args.runs_dir or args.out / "runs", config=config, cache=cache, progress=not args.quiet,
+        runs_dir=args.runs_dir or args.out / "runs", config=config, cache=cache,
+        progress=not args.quiet and is_main_process(),
     )
+    if not is_main_process():
+        return 0
     example = None
     with_audio = [u for u in utterances if u.has_audio]
     if with_audio:

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from emofusion.errors import ConfigError
+from emofusion.inference.backends import BACKENDS
 from emofusion.service.limits import MiB, Limits
 
 # The documented defaults live in `Limits`; the options only name them.
@@ -17,6 +18,9 @@ def register(subparsers) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--model", type=Path, default=None, help="a run folder (default: the shipped M-CBLA-BLR)")
+    p.add_argument("--backend", choices=BACKENDS, default=None,
+                   help="torch (default; onnx for a .onnx --model), onnx or onnx-int8 (onnxruntime; "
+                        'pip install "emofusion[onnx]")')
     p.add_argument("--workers", type=int, default=1,
                    help="server processes, each with its own copy of the model (throughput scales with cores)")
     p.add_argument("--concurrency", type=int, default=None,
@@ -59,6 +63,7 @@ def settings_of(args: argparse.Namespace) -> dict:
         "limits": limits.to_dict(),
         "concurrency": args.concurrency,
         "torch_threads": args.torch_threads,
+        "backend": args.backend,
     }
 
 
@@ -68,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
 
     settings = settings_of(args)
     # Load once here so a bad --model fails now with a one-line error, not inside a worker.
-    recognizer = EmotionRecognizer.load(args.model)
+    # (For an onnx backend this also exports a run folder into the cache, once, before workers start.)
+    recognizer = EmotionRecognizer.load(args.model, backend=args.backend)
     print(f"emofusion: serving {recognizer.name} ({' + '.join(sorted(recognizer.modalities))}) "
           f"on http://{args.host}:{args.port}/  (API docs at /docs)")
     server.run(settings, recognizer=recognizer if args.workers == 1 else None, host=args.host, port=args.port,

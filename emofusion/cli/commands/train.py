@@ -14,6 +14,7 @@ from emofusion.experiments.runner import pooled, pooled_line, run_folds, train_m
 from emofusion.fileio import write_json_atomic
 from emofusion.labels import ordered_classes
 from emofusion.models import MODEL_NAMES, canonical_name, modalities_of
+from emofusion.training.distributed import is_main_process
 from emofusion.training.encode import usable
 
 
@@ -26,7 +27,8 @@ def register(subparsers) -> None:
                    help="paper: hold out session 5 (or dev); loso: one run per held-out session "
                         "in RUN_DIR/test-<session>, scored pooled over folds; all: train on every row, no test")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available; "
+                   "under torchrun each process takes cuda:LOCAL_RANK)")
     add_training_options(p)
     p.set_defaults(func=run)
 
@@ -37,12 +39,14 @@ def run(args: argparse.Namespace) -> int:
     utterances = load_utterances(args)
     cache = feature_cache(args, config) if "speech" in modalities_of(name) else None
     common = dict(
-        config=config, cache=cache, seed=args.seed, device=args.device, progress=not args.quiet,
+        config=config, cache=cache, seed=args.seed, device=args.device, progress=not args.quiet and is_main_process(),
         provenance={"manifest": str(args.manifest), "protocol": args.protocol},
     )
     if args.protocol == "all":
         rows = usable(utterances, modalities_of(name))
         train_model(name, rows, labels=ordered_classes(u.label for u in rows), out_dir=args.out, **common)
+        if not is_main_process():  # under torchrun every process trains; rank 0 reports
+            return 0
         print(f"trained {name} on {len(rows)} utterances -> {args.out}")
         return 0
 
@@ -50,13 +54,15 @@ def run(args: argparse.Namespace) -> int:
         return args.out if args.protocol == "paper" else args.out / f"test-{fold.name}"
 
     def fold_done(fold: Fold, out: Path, result: RunResult) -> None:
+        if not is_main_process():  # under torchrun every process trains; rank 0 writes and reports
+            return
         m = result.metrics
         write_json_atomic(out / "metrics.json", {"test_session": fold.name, **_fold_json(result)})
         print(f"{name} test session {fold.name}: WA {m.wa:.2%}  UA {m.ua:.2%}  "
               f"(n={m.n}, trained on {len(fold.train)})")
 
     results = run_folds(name, utterances, protocol=args.protocol, run_dir=run_dir, on_fold=fold_done, **common)
-    if args.protocol == "loso":
+    if args.protocol == "loso" and is_main_process():
         summary = {
             "model": name, "protocol": args.protocol, "seed": args.seed, "labels": list(results[0].metrics.labels),
             "folds": {r.fold: _fold_json(r) for r in results},

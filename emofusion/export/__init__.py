@@ -1,0 +1,1 @@
+"""Export a trained model for runtimes without PyTorch (ONNX, for onnxruntime)."""
