@@ -32,7 +32,6 @@ def run(args: argparse.Namespace) -> int:
     # Imported here: the report pulls in matplotlib, which no other command needs.
     from emofusion.evaluation.data_card import describe_data
     from emofusion.evaluation.report import write_report
-
     from emofusion.training.distributed import is_main_process
 
     config = experiment_config(args)
