@@ -159,9 +159,9 @@ def test_cells_that_a_spreadsheet_would_run_are_defused(fused, corpus, tmp_path)
 
 
 def test_predict_to_csv_keeps_input_order_across_chunks(fused, tiny, tmp_path, monkeypatch):
-    import emofusion.inference.batch as batch
+    import emofusion.inference.parallel as parallel
 
-    monkeypatch.setattr(batch, "CHUNK", 3)
+    monkeypatch.setattr(parallel, "BATCH_ITEMS", 3)  # utterances per model pass
     utts = tiny["utterances"][:7]
     items = [BatchItem(u.id, u.audio, u.text) for u in utts]
     items.insert(4, BatchItem("broken", tmp_path / "no.wav", "hi"))

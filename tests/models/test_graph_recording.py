@@ -14,7 +14,7 @@ def fusion_model():
     torch.manual_seed(0)
     table = torch.randn(30, 8)
     table[:2] = 0
-    return build_model("M-CL-BLR", n_classes=4, embeddings=table, max_frames=40, config=small_model_config()).eval()
+    return build_model("M-CL-BLR", n_classes=4, embeddings=table, speech_shape=(40, 34), config=small_model_config()).eval()
 
 
 def inputs(frames, words):
