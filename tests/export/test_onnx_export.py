@@ -241,3 +241,14 @@ def test_bad_export_requests_get_clear_errors(tmp_path, capsys):
 def test_a_missing_extra_names_its_install_command():
     with pytest.raises(MissingExtraError, match=r'pip install "emofusion\[onnx\]"'):
         require("emofusion_no_such_module", "onnx", "ONNX export")
+
+
+def test_a_model_on_pretrained_encoder_features_is_refused(shipped, tmp_path):
+    from emofusion.artifacts import TrainedModel
+    from emofusion.features.pipeline import FeaturePipeline
+
+    pipeline = FeaturePipeline(frozenset({"speech"}), speech_kind="whisper")
+    trained = TrainedModel("S-WT", ("ang", "exc", "neu", "sad"), shipped.model, pipeline, {})
+    with pytest.raises(ExportError, match="pretrained encoders"):
+        export_onnx(trained, tmp_path / "s-wt.onnx")
+    assert not list(tmp_path.iterdir())
