@@ -111,7 +111,9 @@ def test_the_file_carries_labels_features_normalisation_and_vocabulary(shipped, 
     meta = json.loads(session(exported["fp32"]).get_modelmeta().custom_metadata_map[METADATA_KEY])
     stored = json.loads((SHIPPED_MODEL / "model.json").read_text())
     assert meta["labels"] == stored["labels"] and meta["name"] == "M-CBLA-BLR"
-    assert meta["pipeline"] == stored["pipeline"]  # acoustic config, mean/std, text config + vocabulary
+    assert meta["pipeline"] == shipped.pipeline.state()
+    for key in ("acoustic", "mean", "std", "text"):  # feature config, normalisation, text config + vocabulary
+        assert meta["pipeline"][key] == stored["pipeline"][key]
     assert meta["inputs"] == ["speech", "speech_lengths", "tokens", "text_lengths"]
     assert [i.name for i in session(exported["fp32"]).get_inputs()] == meta["inputs"]
     assert meta["quantize"] is None
