@@ -359,5 +359,5 @@ def test_extract_file_resamples_to_the_configured_rate(tmp_path):
 def test_extract_file_names_the_file_when_too_short(tmp_path):
     path = tmp_path / "blip.wav"
     path.write_bytes(wav_bytes(0.5 * tone(440, seconds=0.03), RATE))
-    with pytest.raises(AudioError, match=r"blip\.wav: the audio is 30\.0 ms long, shorter than one 50 ms window"):
+    with pytest.raises(AudioError, match=r"blip\.wav: the audio is 30\.0 ms long, shorter than the 0\.1 s minimum"):
         extract_file(path)

@@ -66,7 +66,11 @@ def test_too_short_audio_is_exit_code_2(tmp_path, capsys):
     short = tmp_path / "short.wav"
     sf.write(short, 0.5 * np.sin(np.arange(480) / 3), RATE)  # 30 ms
     assert main(["features", str(short)]) == 2
-    assert "shorter than one 50 ms window" in capsys.readouterr().err
+    assert "30.0 ms long, shorter than the 0.1 s minimum" in capsys.readouterr().err
+    # Past the minimum but shorter than a window the user asked for.
+    sf.write(short, 0.5 * np.sin(np.arange(2400) / 3), RATE)  # 150 ms
+    assert main(["features", str(short), "--window-ms", "200", "--step-ms", "100"]) == 2
+    assert "shorter than one 200 ms window" in capsys.readouterr().err
 
 
 def test_unusable_window_is_exit_code_2(speechlike, capsys):

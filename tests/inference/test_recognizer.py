@@ -104,8 +104,8 @@ def test_bad_inputs_raise_specific_errors(fused, speech_only, tiny):
         fused.predict(None, "hello")
     with pytest.raises(AudioError, match="silent"):
         speech_only.predict(np.zeros(16000), sample_rate=16000)
-    with pytest.raises(AudioError, match="shorter than one"):
-        speech_only.predict(_tone("neu", 0.02), sample_rate=16000)
+    with pytest.raises(AudioError, match="shorter than the 0.1 s minimum"):
+        speech_only.predict(_tone("neu", 0.06), sample_rate=16000)
     with pytest.raises(AudioError, match="exceeds the limit of 600 s"):
         speech_only.predict(np.ones(16000 * 601, dtype=np.float32) * 0.1, sample_rate=16000)
 
