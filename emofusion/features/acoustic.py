@@ -3,14 +3,27 @@
 pyAudioAnalysis (``ShortTermFeatures.feature_extraction``) loops over frames in Python; here every
 feature is an array operation over a block of frames: one batched real FFT, sub-block energies by
 reshaping, the MFCC filterbank and the chroma mapping as fixed sparse sums (see
-:mod:`emofusion.features.acoustic_tables`). In the default ``"pyaudioanalysis"`` mode the result
-equals the package's ``feature_extraction(signal, fs, W, S, deltas=False).T`` on the same input
-array to ~1e-14 (only summation order differs; the tests demand 1e-9), quirks included:
+:mod:`emofusion.features.acoustic_tables`).
+
+What "exact" means. The paper ran the package on what the package's own reader
+(``audioBasicIO.read_audio_file``) returns: for 16-bit audio, the int16 values (full scale
+``PACKAGE_FULL_SCALE`` = 2^15). The package divides by 2^15, removes the mean and divides by
+``max|x| + 1e-10``; that ``1e-10`` is why the scale matters (fed samples in [-1, 1] it weighs 2^15
+times more: MFCC 1 moved by 9e-6 at full scale and by 0.1 at a peak of 1e-4). So in the default
+``"pyaudioanalysis"`` mode, ``extract_frames(x, fs)`` of a signal ``x`` with full scale 1.0 (what
+:func:`emofusion.audio.load_audio` returns) equals the package's
+``feature_extraction(x * 2**15, fs, W, S, deltas=False).T`` to ~1e-14 (only summation order
+differs; the tests demand 1e-9). For a 16-bit file, ``x * 2**15`` *is* the reader's int16 array
+(libsndfile decodes value v as v / 2^15 exactly), so a file, its bytes and an int16 array all give
+the package's features of what its reader returns. For input the reader cannot produce (a float
+array, a 24-bit file, audio resampled to 16 kHz) it is the package's features of the same signal at
+that int16 scale. The scaling lives here, not in ``load_audio``, so every other consumer of decoded
+audio keeps the usual [-1, 1] convention; callers holding int16-scale values pass ``full_scale=2**15``.
+
+The package's quirks are reproduced:
 
 * the signal is divided by 2^15, its mean is removed and it is scaled to peak 1 (``+1e-10`` in the
-  divisor), so the features do not depend on the input's scale or DC offset. (The package expects
-  int16-scale samples; for a [-1, 1] float signal of peak ``p`` the ``1e-10`` scales it by
-  ``1 - 3.3e-6 / p``, immaterial, and we reproduce that too.)
+  divisor), so the features hardly depend on the input's scale and not at all on its DC offset;
 * rectangular frames of ``W`` samples every ``S`` samples, no padding: ``(N - W) // S + 1`` frames;
 * magnitude spectrum = ``|FFT|`` of the first ``W // 2`` bins divided by ``W // 2``;
 * spectral flux of the first frame is 0 (it is compared with itself);
@@ -36,7 +49,7 @@ from typing import Mapping, Union
 import numpy as np
 import scipy.fft
 
-from emofusion.audio import load_audio
+from emofusion.audio import SILENCE_DBFS, SILENCE_PEAK, load_audio
 from emofusion.errors import AudioError, ConfigError
 from emofusion.features.acoustic_tables import MODES, SpectralTables, spectral_tables
 
@@ -55,6 +68,9 @@ FEATURE_NAMES: tuple[str, ...] = (
 )
 N_FEATURES = len(FEATURE_NAMES)
 LENGTH_POLICIES = ("head", "center", "uniform")
+# Full scale of what pyAudioAnalysis's reader returns for 16-bit audio (int16 values); the package
+# divides by exactly this before normalising.
+PACKAGE_FULL_SCALE = 2**15
 
 _EPS = sys.float_info.epsilon  # the package's guard against log(0) and 0/0
 _N_SUB_BLOCKS = 10  # entropy of energy / spectral entropy use 10 equal sub-blocks
@@ -62,8 +78,6 @@ _ROLLOFF = 0.90
 _N_MFCC = 13
 # Frames per block: bounds memory (a 10-minute file is 24k frames) while keeping the FFT batched.
 _BLOCK_FRAMES = 2048
-# Peak-to-peak below this is silence or a constant: every frame would be degenerate.
-_SILENT_PTP = 1e-9
 
 
 @dataclass(frozen=True)
@@ -152,19 +166,31 @@ def count_frames(n_samples: int, config: AcousticConfig) -> int:
 
 
 def extract_frames(
-    samples: np.ndarray, sample_rate: int, config: AcousticConfig = AcousticConfig()
+    samples: np.ndarray,
+    sample_rate: int,
+    config: AcousticConfig = AcousticConfig(),
+    *,
+    full_scale: float = 1.0,
 ) -> np.ndarray:
     """All frames' features, shape ``(frames, 34)``, float64.
 
     Arguments:
-        samples: mono signal, any scale (it is normalised first, as the package does).
+        samples: mono signal (it is normalised first, as the package does).
         sample_rate: its rate; must equal ``config.sample_rate``. We refuse rather than resample
             silently: :func:`emofusion.audio.load_audio` resamples, and :func:`extract_file` asks it to.
+        full_scale: the value of full scale in ``samples``: 1.0 for :func:`~emofusion.audio.load_audio`'s
+            output, ``PACKAGE_FULL_SCALE`` (2^15) for int16 values. The features are the package's
+            of ``samples * (2**15 / full_scale)``, bit for bit in the normalisation when
+            ``full_scale`` is a power of two (see the module docstring).
 
     Raises:
-        AudioError: not a 1-D finite signal, empty, shorter than one window, or silent/constant.
-        ConfigError: ``sample_rate`` differs from the configuration's.
+        AudioError: not a 1-D finite signal, empty, shorter than one window, or silent/constant
+            (its deviation from its mean below ``emofusion.audio.SILENCE_PEAK`` of full scale).
+        ConfigError: ``sample_rate`` differs from the configuration's, or a bad ``full_scale``.
     """
+    if (isinstance(full_scale, bool) or not isinstance(full_scale, (int, float, np.floating, np.integer))
+            or not 0 < full_scale < np.inf):
+        raise ConfigError(f"full_scale must be a positive number, got {full_scale!r}")
     x = np.asarray(samples)
     if x.ndim != 1:
         raise AudioError(f"expected a mono signal of shape (samples,), got shape {x.shape}")
@@ -186,9 +212,7 @@ def extract_frames(
             f"the audio is {1000 * x.size / sample_rate:.1f} ms long, shorter than one "
             f"{1000 * config.window_s:g} ms window ({window} samples at {sample_rate} Hz)"
         )
-    if np.ptp(x) < _SILENT_PTP:
-        raise AudioError("the audio is silent or constant: every frame would be degenerate")
-    x = _normalise(x)
+    x = _normalise(x, full_scale)
     tables = spectral_tables(config.sample_rate, window, config.mode)
     n_frames = count_frames(x.size, config)
     out = np.empty((n_frames, N_FEATURES))
@@ -242,12 +266,22 @@ def fit_frames(frames: np.ndarray, config: AcousticConfig) -> tuple[np.ndarray, 
     return out, kept
 
 
-def _normalise(x: np.ndarray) -> np.ndarray:
-    # The package's operations in its order, so results match it to the last bit (max(|x|) is
-    # taken as max(max, -min), which is the same number without an |x| temporary).
-    y = x / 2.0**15
+def _normalise(x: np.ndarray, full_scale: float) -> np.ndarray:
+    """The package's normalisation of the int16-scale signal ``x * (2**15 / full_scale)``.
+
+    Its first step divides that by 2^15, which leaves ``x / full_scale``: for a power of two the
+    same numbers as the package's, bit for bit. Then its operations in its order (max(|y|) taken
+    as max(max, -min), the same number without an |y| temporary).
+    """
+    y = x / full_scale
     y -= y.mean()
-    y /= max(y.max(), -y.min()) + 1e-10
+    peak = max(y.max(), -y.min())
+    if peak < SILENCE_PEAK:
+        # What the division below would blow up to full scale: rounding residue, not sound.
+        raise AudioError(
+            f"the audio is silent or constant (below {SILENCE_DBFS} dBFS once its DC offset is removed)"
+        )
+    y /= peak + 1e-10
     return y
 
 

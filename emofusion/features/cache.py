@@ -25,7 +25,7 @@ from emofusion.fileio import save_npy_atomic, write_bytes_atomic
 from emofusion.features.acoustic import AcousticConfig, extract_file
 
 # Bump when the extraction code changes results, so stale caches are not reused.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: features of int16-scale audio as the package's reader returns it (issue 7.2)
 
 
 def default_cache_root() -> Path:

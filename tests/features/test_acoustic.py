@@ -1,5 +1,6 @@
-"""The 34 acoustic features: numerical parity with pyAudioAnalysis, the corrected mode's fixes
-checked by hand, frame counting, fitting to 100 frames, configuration and bad input."""
+"""The 34 acoustic features: numerical parity with pyAudioAnalysis (fed as its own reader feeds it),
+the corrected mode's fixes checked by hand, frame counting, fitting to 100 frames, configuration and
+bad input."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import io
 import numpy as np
 import pytest
 import soundfile as sf
+from scipy.io import wavfile
 
 import emofusion.features.acoustic as acoustic
 from emofusion.audio import load_audio
@@ -15,6 +17,7 @@ from emofusion.errors import AudioError, ConfigError
 from emofusion.features.acoustic import (
     FEATURE_NAMES,
     N_FEATURES,
+    PACKAGE_FULL_SCALE,
     AcousticConfig,
     count_frames,
     extract_file,
@@ -29,19 +32,37 @@ TOLERANCE = 1e-9  # max |ours - package| over every feature of every frame
 RATE = 16000
 
 
-def reference(signal: np.ndarray, config: AcousticConfig) -> np.ndarray:
+def reference(package_input: np.ndarray, config: AcousticConfig) -> np.ndarray:
+    """The package's features of exactly the array it is given."""
     features, _ = ShortTermFeatures.feature_extraction(
-        signal, config.sample_rate, config.window_samples, config.step_samples, deltas=False
+        package_input, config.sample_rate, config.window_samples, config.step_samples, deltas=False
     )
     return features.T
 
 
-def assert_matches_package(signal: np.ndarray, config: AcousticConfig = AcousticConfig()) -> np.ndarray:
-    ours = extract_frames(signal, config.sample_rate, config)
-    theirs = reference(signal, config)
-    assert ours.shape == theirs.shape == (count_frames(len(signal), config), N_FEATURES)
+def read_as_the_package_does(path) -> tuple[int, np.ndarray]:
+    """``audioBasicIO.read_audio_file`` for a .wav: scipy's reader (int16 values for 16-bit PCM),
+    then ``stereo_to_mono`` (``left / 2 + right / 2``). That module cannot be imported here: it
+    needs eyed3 and pydub, which ``pip install --no-deps pyAudioAnalysis`` leaves out."""
+    rate, signal = wavfile.read(path)
+    if signal.ndim == 2 and signal.shape[1] == 1:
+        signal = signal.flatten()
+    if signal.ndim == 2 and signal.shape[1] == 2:
+        signal = (signal[:, 1] / 2) + (signal[:, 0] / 2)
+    return rate, signal
+
+
+def assert_close(ours: np.ndarray, theirs: np.ndarray, config: AcousticConfig, n: int) -> float:
+    assert ours.shape == theirs.shape == (count_frames(n, config), N_FEATURES)
     worst = np.abs(ours - theirs).max(axis=0)
     assert worst.max() <= TOLERANCE, f"{FEATURE_NAMES[int(worst.argmax())]} differs by {worst.max():.3g}"
+    return float(worst.max())
+
+
+def assert_matches_package(signal: np.ndarray, config: AcousticConfig = AcousticConfig()) -> np.ndarray:
+    """Our features of a full-scale-1.0 signal are the package's of the same signal at int16 scale."""
+    ours = extract_frames(signal, config.sample_rate, config)
+    assert_close(ours, reference(signal * PACKAGE_FULL_SCALE, config), config, len(signal))
     return ours
 
 
@@ -57,9 +78,9 @@ def synthetic(rate: int) -> dict[str, np.ndarray]:
     return {
         "tone": 0.3 * np.sin(2 * np.pi * 440 * t),
         "chirp": np.sin(2 * np.pi * (100 * t + 0.45 * rate / 3 * t**2)),  # 100 Hz -> ~0.45 fs
-        "noise": rng.standard_normal(n),
+        "noise": 0.25 * rng.standard_normal(n),
         # a DC offset and a burst in digital silence: constant frames and a hard onset
-        "burst": 0.2 + np.where((t > 0.5) & (t < 0.9), rng.standard_normal(n), 0.0),
+        "burst": 0.2 + np.where((t > 0.5) & (t < 0.9), 0.25 * rng.standard_normal(n), 0.0),
     }
 
 
@@ -81,21 +102,67 @@ REAL_CLIPS = [
 ]
 
 
+LOUDNESS = [1.0, 1e-1, 1e-2, 1e-3, 1e-4]  # peak, full scale = 1
+
+
+def speech_wav(path, clip_path, peak: float, channels: int = 1):
+    """Real speech rescaled to ``peak`` and written as 16-bit PCM, as the paper's corpus is stored."""
+    speech = sf.read(clip_path)[0]
+    values = np.round(speech / np.abs(speech).max() * peak * 32767).astype(np.int16)
+    if channels == 2:  # the right channel a little quieter, so the two differ
+        values = np.stack([values, (values * 0.8).astype(np.int16)], axis=1)
+    sf.write(path, values, RATE, subtype="PCM_16")
+    return path
+
+
+@pytest.mark.parametrize("peak", LOUDNESS, ids=[f"peak-{p:g}" for p in LOUDNESS])
+@pytest.mark.parametrize("clip", [REAL_CLIPS[1], REAL_CLIPS[3]], ids=["loud-actor", "quiet-actor"])
+def test_file_features_are_the_packages_on_what_its_reader_returns(ravdess_clip, tmp_path, clip, peak):
+    # Issue 7.2: the paper ran the package on its reader's int16 values. Fed float samples in
+    # [-1, 1] instead, the package's +1e-10 in the peak normalisation weighs 2^15 times more
+    # (MFCC 1 was off by 9e-6 at full scale, 0.1 at peak 1e-4).
+    path = speech_wav(tmp_path / "speech.wav", ravdess_clip(*clip), peak)
+    rate, as_read = read_as_the_package_does(path)
+    assert rate == RATE and as_read.dtype == np.int16
+    theirs = reference(as_read, AcousticConfig())
+    config, n = AcousticConfig(), len(as_read)
+    assert_close(extract_file(path), theirs, config, n)
+    assert_close(extract_file(path.read_bytes()), theirs, config, n)
+    decoded = load_audio(as_read, RATE)  # an API user's int16 array
+    assert_close(extract_frames(decoded.samples, RATE), theirs, config, n)
+
+
+def test_stereo_file_features_are_the_packages_on_its_mono_mix(ravdess_clip, tmp_path):
+    path = speech_wav(tmp_path / "stereo.wav", ravdess_clip(*REAL_CLIPS[0]), 0.5, channels=2)
+    rate, as_read = read_as_the_package_does(path)
+    assert as_read.ndim == 1
+    assert_close(extract_file(path), reference(as_read, AcousticConfig()), AcousticConfig(), len(as_read))
+
+
+def test_resampled_file_features_are_the_packages_on_the_resampled_signal_at_int16_scale(ravdess_clip, tmp_path):
+    # The package's reader does not resample: for an 8-kHz file "exact" means its features of our
+    # 16-kHz signal scaled as its reader scales 16-bit audio.
+    speech = sf.read(ravdess_clip(*REAL_CLIPS[2]))[0][::2]
+    path = tmp_path / "8k.wav"
+    sf.write(path, 0.05 * speech / np.abs(speech).max(), 8000, subtype="PCM_16")
+    resampled = load_audio(path).samples
+    config = AcousticConfig()
+    assert_close(extract_file(path), reference(resampled * 2**15, config), config, len(resampled))
+
+
+def test_int16_scale_arrays_say_so_with_full_scale(ravdess_clip):
+    values = sf.read(ravdess_clip(*REAL_CLIPS[3]), dtype="int16")[0]
+    config = AcousticConfig()
+    theirs = reference(values, config)
+    assert_close(extract_frames(values.astype(np.float64), RATE, full_scale=2**15), theirs, config, len(values))
+    assert_close(extract_frames(values / 2**15, RATE), theirs, config, len(values))
+
+
 @pytest.mark.parametrize("clip", REAL_CLIPS, ids=[c for c, _ in REAL_CLIPS])
 def test_real_speech_matches_package(ravdess_clip, clip):
     samples = load_audio(ravdess_clip(*clip)).samples
     frames = assert_matches_package(samples)
     assert len(frames) > 100  # RAVDESS clips are 3-4 s long
-
-
-def test_quiet_clip_is_quiet_and_still_matches(ravdess_clip):
-    path = ravdess_clip(*REAL_CLIPS[3])
-    samples = load_audio(path).samples
-    if path.parent.name == "examples":
-        samples = samples * (0.05 / np.abs(samples).max())  # a bundled clip at actor 09's level
-    assert np.abs(samples).max() < 0.1  # the 1e-10 in the package's peak divisor matters most here
-    assert_matches_package(samples)
-    assert_matches_package(samples * 2**15)  # and on int16 scale, as the package usually sees it
 
 
 @pytest.mark.parametrize("name", ["tone", "chirp", "noise", "burst"])
@@ -129,8 +196,8 @@ def test_block_boundaries_change_nothing(monkeypatch):
 
 
 def test_result_does_not_depend_on_scale_or_offset():
-    signal = synthetic(RATE)["noise"] * 2**15
-    np.testing.assert_allclose(extract_frames(3.0 * signal + 1000.0, RATE), extract_frames(signal, RATE),
+    signal = synthetic(RATE)["noise"]
+    np.testing.assert_allclose(extract_frames(3.0 * signal + 0.1, RATE), extract_frames(signal, RATE),
                                rtol=0, atol=1e-8)
 
 
@@ -312,15 +379,29 @@ def test_short_window_is_fine_in_corrected_mode():
         (np.ones(799) * np.arange(799), AudioError, r"49\.9 ms long, shorter than one 50 ms window"),
         (np.zeros(16000), AudioError, "silent or constant"),
         (np.full(16000, 0.25), AudioError, "silent or constant"),
+        # issue 7.3: the offset hid the 1e-7 noise, which normalisation then blew up to full scale
+        (0.5 + 1e-7 * tone(300), AudioError, "silent or constant .below -120 dBFS once its DC offset is removed"),
         (np.r_[np.ones(8000), np.nan, np.ones(7999)], AudioError, "NaN or infinite"),
         (np.zeros((16000, 2)), AudioError, r"mono signal of shape \(samples,\)"),
         (np.array(["a"] * 1000), AudioError, "real-valued"),
     ],
-    ids=["empty", "short", "zeros", "constant", "nan", "stereo", "strings"],
+    ids=["empty", "short", "zeros", "constant", "dc-and-faint-noise", "nan", "stereo", "strings"],
 )
 def test_bad_signals(signal, error, message):
     with pytest.raises(error, match=message):
         extract_frames(signal, RATE)
+
+
+def test_silence_is_judged_relative_to_full_scale():
+    faint = 1e-7 * tone(300)
+    with pytest.raises(AudioError, match="silent"):
+        extract_frames(faint, RATE)
+    # The same values are -30 dBFS when the caller says full scale is 1e-6 (e.g. int16-scale input
+    # divided by something odd): what counts is the level, not the number.
+    assert extract_frames(faint, RATE, full_scale=3.2e-6).shape == (39, N_FEATURES)
+    for bad in (0, -1.0, np.inf, np.nan, "1"):
+        with pytest.raises(ConfigError, match="full_scale must be a positive number"):
+            extract_frames(tone(300), RATE, full_scale=bad)
 
 
 def test_wrong_sample_rate_says_to_resample():
