@@ -67,7 +67,7 @@ def test_no_texts_give_an_empty_matrix_without_loading_the_encoder(tmp_path):
 
 def test_whisper_frames_are_cached_per_file_and_redone_when_the_file_changes(tmp_path):
     audio = tmp_path / "clip.wav"
-    sf.write(audio, 0.5 * np.ones(16000, dtype=np.float32), 16000)
+    sf.write(audio, 0.5 * np.sin(np.arange(16000, dtype=np.float32) / 5), 16000)  # a constant is silence
     encoder = CountingWhisperEncoder()
     cache = WhisperFrameCache(tmp_path / "cache", encoder_factory=lambda: encoder)
     first = cache.get_many([audio], progress=False)[str(audio)]
@@ -76,7 +76,7 @@ def test_whisper_frames_are_cached_per_file_and_redone_when_the_file_changes(tmp
     assert encoder.calls == 1
     np.testing.assert_array_equal(first, again)
     # Same path, new content (and a later mtime): a new entry, not the stale one.
-    sf.write(audio, 0.25 * np.ones(16000, dtype=np.float32), 16000)
+    sf.write(audio, 0.25 * np.sin(np.arange(16000, dtype=np.float32) / 5), 16000)
     stat = audio.stat()
     os.utime(audio, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     changed = cache.get_many([audio], progress=False)[str(audio)]
@@ -90,7 +90,7 @@ def test_whisper_cache_names_every_file_it_could_not_embed(tmp_path):
     from emofusion.errors import AudioError
 
     good, bad = tmp_path / "good.wav", tmp_path / "bad.wav"
-    sf.write(good, 0.5 * np.ones(8000, dtype=np.float32), 16000)
+    sf.write(good, 0.5 * np.sin(np.arange(8000, dtype=np.float32) / 5), 16000)
     bad.write_bytes(b"RIFF not really audio")
     cache = WhisperFrameCache(tmp_path / "cache", encoder_factory=CountingWhisperEncoder)
     with pytest.raises(AudioError, match="1 of 2 audio files failed") as info:
