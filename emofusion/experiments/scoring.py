@@ -19,8 +19,8 @@ def predict_utterances(
     trained: TrainedModel, utterances: list[Utterance], *, cache: FeatureCache | None = None, progress: bool = True
 ) -> np.ndarray:
     """Class probabilities (n, n_classes) for utterances carrying the model's modalities."""
-    if trained.pipeline.uses_speech and cache is None:
-        cache = FeatureCache(trained.pipeline.acoustic)
+    if trained.pipeline.uses_speech and cache is None and trained.pipeline.acoustic is not None:
+        cache = FeatureCache(trained.pipeline.acoustic)  # (Whisper frames find their cache without one)
     encoded = encode_utterances(trained.pipeline, utterances, labels=None, cache=cache, progress=progress)
     device = next(trained.model.parameters()).device
     return predict_probabilities(trained.model, encoded, device=pick_device(device))

@@ -106,7 +106,7 @@ def test_class_weights_are_inverse_frequency_and_zero_for_an_absent_class():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ENCODER_MODEL_NAMES)
-def test_encoder_model_overfits_saves_loads_and_predicts(encoders_extra, offline, tiny, tmp_path, name):
+def test_encoder_model_overfits_saves_loads_and_predicts(encoders_extra, offline, tiny, tmp_path, monkeypatch, name):
     from emofusion.artifacts import load_trained
     from emofusion.experiments.scoring import score
     from emofusion.inference.recognizer import EmotionRecognizer
@@ -129,6 +129,11 @@ def test_encoder_model_overfits_saves_loads_and_predicts(encoders_extra, offline
     loaded = load_trained(tmp_path / name)
     again, predicted_again = score(loaded, utts, cache=tiny["cache"], progress=False)
     assert (predicted_again == predicted).all()
+    # Scored with no cache given (as `emofusion evaluate` without --cache does): the encoder caches
+    # are found under the default root, here $EMOFUSION_CACHE.
+    monkeypatch.setenv("EMOFUSION_CACHE", str(tmp_path / "default-cache"))
+    no_cache, _ = score(loaded, utts, progress=False)
+    assert (no_cache.counts == metrics.counts).all()
     recognizer = EmotionRecognizer.load(tmp_path / name)
     for u, expected in list(zip(utts, predicted))[:4]:
         audio = u.audio if "speech" in recognizer.modalities else None

@@ -11,6 +11,7 @@ from emofusion.artifacts import load_trained
 from emofusion.cli.options import load_utterances
 from emofusion.errors import ConfigError
 from emofusion.experiments.scoring import rows_from_training_sessions, score
+from emofusion.features.acoustic import AcousticConfig
 from emofusion.features.cache import FeatureCache
 
 
@@ -35,7 +36,10 @@ def run(args: argparse.Namespace) -> int:
         if not wanted & found:
             raise ConfigError(f"no rows in sessions {sorted(wanted)}; the manifest has {sorted(found)}")
         utterances = [u for u in utterances if u.session in wanted]
-    cache = FeatureCache(trained.pipeline.acoustic, root=args.cache) if trained.pipeline.uses_speech else None
+    cache = None
+    if trained.pipeline.uses_speech:
+        # A Whisper model has no acoustic config; its frames are cached under the same --cache root.
+        cache = FeatureCache(trained.pipeline.acoustic or AcousticConfig(), root=args.cache)
     metrics, _ = score(trained, utterances, cache=cache, progress=not args.json)
     _warn_if_not_held_out(trained.name, rows_from_training_sessions(trained, utterances), metrics.n)
     if args.json:
