@@ -7,7 +7,10 @@ per seed (confusion counts summed), then mean ± sample std over seeds. Nothing 
 here, so the baseline sees no more data than the two models it averages.
 
     python recipes/encoders/late_fusion.py --manifest ../shared/data/bench/paired4.csv \\
-        --runs runs/enc-paired4/runs --speech S-WT --text T-ST --protocol paper loso
+        --runs runs/enc-paired4/runs --speech-runs runs/enc-ravdess4/runs --speech S-WT --text T-ST
+
+``--speech-runs``: where the speech model's runs are, when they differ (on ``paired4`` the speech
+model sees the same clips in the same sessions as on ``ravdess4``, so it is trained once).
 """
 
 from __future__ import annotations
@@ -23,19 +26,20 @@ from emofusion.corpora.manifest import read_manifest
 from emofusion.evaluation.metrics import aggregate, compute_metrics, pool
 from emofusion.experiments.scoring import predict_utterances
 from emofusion.training.encode import usable
-from emofusion.training.protocols import make_folds
+from emofusion.evaluation.protocols import make_folds
 
 
-def late_fusion(utterances, runs: Path, speech: str, text: str, protocol: str) -> dict:
+def late_fusion(utterances, runs: Path, speech_runs: Path, speech: str, text: str, protocol: str) -> dict:
     rows = usable(utterances, frozenset({"speech", "text"}))
-    seeds = sorted(p.name for p in (runs / protocol / speech).glob("seed*"))
+    seeds = sorted(p.name for p in (speech_runs / protocol / speech).glob("seed*"))
     if not seeds:
-        raise SystemExit(f"no runs under {runs / protocol / speech}")
+        raise SystemExit(f"no runs under {speech_runs / protocol / speech}")
     per_seed = []
     for seed in seeds:
         fold_metrics = []
         for fold in make_folds(rows, protocol):
-            models = [load_trained(runs / protocol / name / seed / f"test-{fold.name}") for name in (speech, text)]
+            models = [load_trained(root / protocol / name / seed / f"test-{fold.name}")
+                      for root, name in ((speech_runs, speech), (runs, text))]
             if models[0].labels != models[1].labels:
                 raise SystemExit(f"{speech} and {text} were trained on different classes")
             probs = sum(predict_utterances(m, fold.test, progress=False) for m in models) / 2
@@ -51,13 +55,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--manifest", required=True, type=Path)
     p.add_argument("--runs", required=True, type=Path, help="the runs folder of a reproduce run")
+    p.add_argument("--speech-runs", type=Path, default=None, help="the speech model's runs folder (default: --runs)")
     p.add_argument("--speech", default="S-WT")
     p.add_argument("--text", default="T-ST")
     p.add_argument("--protocol", nargs="+", default=["paper", "loso"])
     p.add_argument("--out", type=Path, help="write the results as JSON here")
     args = p.parse_args()
     utterances = read_manifest(args.manifest)
-    results = [late_fusion(utterances, args.runs, args.speech, args.text, proto) for proto in args.protocol]
+    speech_runs = args.speech_runs or args.runs
+    results = [late_fusion(utterances, args.runs, speech_runs, args.speech, args.text, proto) for proto in args.protocol]
     for r in results:
         print(f"late fusion {r['speech']} + {r['text']} [{r['protocol']}]: "
               f"WA {100 * r['wa']['mean']:.1f} ± {100 * r['wa']['std']:.1f}  UA {100 * r['ua']['mean']:.1f} ± {100 * r['ua']['std']:.1f}")
