@@ -77,9 +77,8 @@ def main(argv: list[str] | None = None) -> int:
                          log_to_driver=False, configure_logging=False)
                 start = time.perf_counter() - t0
                 try:
-                    pairs = [(i.audio, i.text) for i in items]
                     seconds = run(f"Ray Data, {n} worker(s)", Path(tmp) / f"ray{n}.csv",
-                                  results=predict_stream_ray(args.model, pairs, workers=n))
+                                  results=predict_stream_ray(args.model, items, workers=n))
                 finally:
                     ray.shutdown()
                 ray_rows.append((n, start, seconds))
