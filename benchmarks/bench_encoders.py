@@ -10,7 +10,9 @@
    default: M-WT-ST with a fitted-looking pipeline and untrained weights: the cost is the real one,
    the prediction is meaningless). Target for the encoder model: p50 <= 60 ms on 2 cores.
 
-Run on a quiet machine; under load, read the ratios, which are measured in the same run.
+Run on a quiet machine; under load, read the ratios, which are measured in the same run, and the
+CPU time per call (process time, threads included), which load inflates far less than wall time:
+with ``--threads 1`` it is close to the quiet-machine latency.
 """
 
 from __future__ import annotations
@@ -52,13 +54,18 @@ def percentiles(times: list[float]) -> tuple[float, float]:
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 95))
 
 
+CPU_TIMES: list[float] = []  # process time of each call of the last `timed`
+
+
 def timed(fn, calls: int) -> list[float]:
     fn()  # warm-up: first calls allocate and load
     out = []
+    CPU_TIMES.clear()
     for _ in range(calls):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         out.append(time.perf_counter() - t0)
+        CPU_TIMES.append(time.process_time() - c0)
     return out
 
 
@@ -85,12 +92,13 @@ def main() -> int:
 
     samples = three_seconds()
     encoder = WhisperEncoder(threads=args.threads)
+    print(f"Whisper tiny.en encoder, 3-s clip, {args.threads} threads:")
     real = timed(lambda: encoder.frames(samples), max(10, args.calls // 5))
+    print(f"  real length (150 frames):   p50 {percentiles(real)[0]:7.1f} ms  CPU {1e3 * np.median(CPU_TIMES):.1f} ms/call")
     padded_input = np.pad(samples, (0, 30 * 16000 - len(samples)))
     padded = timed(lambda: encoder.frames(padded_input), 5)
-    print(f"Whisper tiny.en encoder, 3-s clip, {args.threads} threads:")
-    print(f"  real length (150 frames):   p50 {percentiles(real)[0]:7.1f} ms")
-    print(f"  padded to 30 s (1500):      p50 {percentiles(padded)[0]:7.1f} ms   ratio {np.median(padded) / np.median(real):.1f}x")
+    print(f"  padded to 30 s (1500):      p50 {percentiles(padded)[0]:7.1f} ms  CPU {1e3 * np.median(CPU_TIMES):.1f} ms/call"
+          f"   ratio {np.median(padded) / np.median(real):.1f}x")
 
     wav = wav_bytes(samples)
     rows = [("M-CBLA-BLR (shipped)", EmotionRecognizer.load(SHIPPED_MODEL))]
@@ -100,8 +108,9 @@ def main() -> int:
     base = None
     for label, rec in rows:
         p50, p95 = percentiles(timed(lambda: rec.predict(wav, text=TEXT), args.calls))
+        cpu = 1e3 * float(np.median(CPU_TIMES))
         base = base or p50
-        print(f"  {label:34s} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  ({p50 / base:.1f}x the shipped model)")
+        print(f"  {label:34s} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  ({p50 / base:.1f}x the shipped model)  CPU {cpu:.1f} ms/call")
     return 0
 
 
