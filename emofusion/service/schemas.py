@@ -13,6 +13,11 @@ class PredictResponse(BaseModel):
     )
     model: str = Field(description="Name of the model that answered (the paper's Table-1 name)", examples=["M-CBLA-BLR"])
     modalities: list[str] = Field(description="Inputs the model used: 'speech' and/or 'text'", examples=[["speech", "text"]])
+    transcript: str | None = Field(
+        None, description="The text the model read: the one sent, or Whisper's transcription when none was "
+        "sent; null for a speech-only model", examples=["Kids are talking by the door."],
+    )
+    transcribed: bool = Field(False, description="Whether `transcript` came from speech recognition")
     windows: int = Field(
         description="Number of windows the recording was cut into, each as long as the model's input "
         "(its max_frames frames); their probabilities are averaged",
@@ -33,6 +38,33 @@ class HealthResponse(BaseModel):
     model: str = Field(description="Name of the loaded model", examples=["M-CBLA-BLR"])
     labels: list[str] = Field(description="The classes it predicts, in output order", examples=[["ang", "exc", "neu", "sad"]])
     modalities: list[str] = Field(description="Inputs it needs: 'speech' (field 'audio') and/or 'text' (field 'text')")
+    transcription: bool = Field(
+        description="Whether the server can transcribe (the asr extra): /v1/timeline, and /v1/predict without 'text'"
+    )
+
+
+class SegmentResponse(BaseModel):
+    start: float = Field(description="Start of the utterance, seconds from the start of the recording", examples=[0.82])
+    end: float = Field(description="End of the utterance, seconds", examples=[3.1])
+    text: str | None = Field(description="The words the model read for it (null: the model reads none)")
+    label: str | None = Field(description="Its most probable emotion (null when it could not be classified)")
+    probabilities: dict[str, float] | None = Field(description="Probability of every class (null on error)")
+    model: str | None = Field(description="The model that classified it: the speech-only fallback names "
+                              "itself for an utterance without words")
+    error: str | None = Field(description="Why this utterance has no label, if it has none")
+
+
+class TimelineResponse(BaseModel):
+    label: str | None = Field(description="Overall emotion: segment probabilities averaged by duration "
+                              "(null when no segment was classified)", examples=["sad"])
+    probabilities: dict[str, float] | None = Field(description="The overall probabilities")
+    segments: list[SegmentResponse] = Field(description="The utterances in time order (empty: no speech found)")
+    duration: float = Field(description="Length of the recording, seconds")
+    model: str = Field(description="The emotion model")
+    transcriber: str | None = Field(description="The Whisper model that transcribed the segments, if one did")
+    note: str | None = Field(description="e.g. 'no speech found', or how many segments failed")
+    latency_ms: float = Field(description="Server time for this request")
+    timings_ms: dict[str, float] = Field(description="Where it went: 'vad', 'transcription', 'emotion', 'total'")
 
 
 class ErrorResponse(BaseModel):

@@ -47,7 +47,7 @@ def test_text_only_and_speech_only_models_say_what_they_use(models, tiny, capsys
     assert main(["predict", str(u.audio), "--text", u.text, "--model", str(models["S-CNN"])]) == 0
     out = capsys.readouterr().out
     assert "speech-only model; the transcript is not used" in out
-    assert main(["predict", str(u.audio), "--model", str(models["T-BL"])]) == 2
+    assert main(["predict", str(u.audio), "--text", u.text, "--model", str(models["T-BL"])]) == 2
     assert "text-only model" in capsys.readouterr().err
 
 
@@ -60,7 +60,7 @@ def test_manifest_batch_writes_every_row_and_keeps_going_past_a_bad_file(models,
     assert code == 0
     rows = list(csv.DictReader(open(preds)))
     assert len(rows) == len(tiny["utterances"])
-    assert list(rows[0]) == ["id", "predicted", *[f"p_{c}" for c in LABELS], "error"]
+    assert list(rows[0]) == ["id", "predicted", *[f"p_{c}" for c in LABELS], "transcript", "error"]
     bad = [r for r in rows if r["error"]]
     assert [r["id"] for r in bad] == ["s1_ang_0"] and "cannot decode" in bad[0]["error"]
     good = [r for r in rows if not r["error"]]

@@ -1,4 +1,8 @@
-"""`emofusion predict`: the emotion of a recording + transcript, or of every row of a manifest/folder."""
+"""`emofusion predict`: the emotion of a recording + transcript, or of every row of a manifest/folder.
+
+Without a transcript, a model that reads text transcribes the recording offline (the ``asr``
+extra). ``--timeline`` cuts a recording into utterances and gives each its own emotion.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +14,25 @@ from pathlib import Path
 from emofusion.errors import ConfigError
 from emofusion.inference.batch import items_from_folder, items_from_manifest, predict_to_csv
 from emofusion.inference.backends import BACKENDS
-from emofusion.inference.recognizer import EmotionRecognizer
+from emofusion.inference.recognizer import SHIPPED_MODELS, EmotionRecognizer
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("predict", help="predict emotions", description=__doc__)
     p.add_argument("input", nargs="?", type=Path,
                    help="an audio file, a manifest .csv, or a folder of audio files (with optional <name>.txt transcripts)")
-    p.add_argument("--text", default=None, help="the transcript of the audio file")
-    p.add_argument("--model", type=Path, default=None,
-                   help="a run folder or an exported .onnx file (default: the shipped M-CBLA-BLR)")
-    p.add_argument("--out", type=Path, default=None, help="predictions CSV (required for a manifest or folder)")
-    p.add_argument("--json", action="store_true", help="print JSON: label and probabilities")
+    p.add_argument("--text", default=None,
+                   help="the transcript of the audio file (default: transcribed, with the asr extra)")
+    p.add_argument("--model", default=None,
+                   help="'fusion' (default: the shipped M-CBLA-BLR), 'speech' (the shipped S-CBLA: no transcript), "
+                        "a run folder or an exported .onnx file")
+    p.add_argument("--timeline", action="store_true",
+                   help="split the recording into utterances, each with its time, words and emotion")
+    p.add_argument("--asr-model", default=None,
+                   help="a faster-whisper model folder, or a model name already downloaded (default: the bundled tiny.en)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="predictions CSV (required for a manifest or folder; with --timeline one row per segment)")
+    p.add_argument("--json", action="store_true", help="print JSON: label and probabilities (and the segments)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--backend", choices=BACKENDS, default=None,
                    help="torch (default; onnx for a .onnx --model); onnx: onnxruntime (the run folder is exported "
@@ -33,7 +44,7 @@ def register(subparsers) -> None:
                    help='batch prediction on this machine (default) or a Ray cluster (pip install "emofusion[ray]")')
     p.add_argument("--address", default=None,
                    help="Ray cluster address, e.g. ray://head:10001 (default: start a local cluster)")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
@@ -48,30 +59,50 @@ def run(args: argparse.Namespace) -> int:
         # Every argument is checked before the model is loaded and anything is predicted.
         check_out(args.out, source)
         items = items_from_folder(source) if source.is_dir() else items_from_manifest(source)
-    recognizer = EmotionRecognizer.load(args.model, device=args.device, backend=args.backend)
+    asr = None
+    if args.asr_model is not None:
+        from emofusion.asr.transcriber import AsrConfig
+
+        asr = AsrConfig(model=args.asr_model)
+    recognizer = EmotionRecognizer.load(args.model, device=args.device, backend=args.backend, asr=asr)
     if batch:
+        if args.timeline:
+            from emofusion.inference.timeline_batch import timelines_to_csv
+
+            ok, failed = timelines_to_csv(recognizer, items, args.out, progress=not args.quiet)
+            print(f"{ok} predicted, {failed} failed -> {args.out}")
+            return 0 if ok else 1
         results = None
         if args.engine == "ray":
             from emofusion.inference.ray_engine import predict_stream_ray
 
-            results = predict_stream_ray(args.model, items, backend=args.backend, address=args.address,
-                                         workers=args.workers)
+            model = SHIPPED_MODELS.get(args.model, args.model)  # 'fusion' / 'speech' name shipped folders
+            results = predict_stream_ray(Path(model) if model is not None else None, items, backend=args.backend,
+                                         address=args.address, workers=args.workers)
         ok, failed = predict_to_csv(recognizer, items, args.out, progress=not args.quiet, workers=args.workers,
                                     results=results)
         print(f"{ok} predicted, {failed} failed -> {args.out}")
         return 0 if ok else 1
     if source is None and args.text is None:
         raise ConfigError("give an audio file and/or --text")
-    if source is not None and "speech" not in recognizer.modalities:
-        raise ConfigError(f"{recognizer.name} is a text-only model: it cannot use {source}")
+    if source is not None and "speech" not in recognizer.modalities and "text" not in recognizer.modalities:
+        raise ConfigError(f"{recognizer.name} cannot use {source}")
     if args.text is not None and "text" not in recognizer.modalities and source is not None:
         print(f"note: {recognizer.name} is a speech-only model; the transcript is not used")
+    if args.timeline:
+        if source is None:
+            raise ConfigError("--timeline needs an audio file")
+        return _timeline(recognizer, source, args)
+    if source is not None and "speech" not in recognizer.modalities and args.text is not None:
+        raise ConfigError(f"{recognizer.name} is a text-only model: it cannot use {source} beside --text")
     prediction = recognizer.predict(source, args.text)
     if args.json:
         print(json.dumps({"model": recognizer.name, **prediction.to_json()}, indent=2))
         return 0
     used = " + ".join(prediction.modalities)
     print(f"{prediction.label}   ({recognizer.name}, {used})")
+    if prediction.transcribed:
+        print(f"  transcript (Whisper): {prediction.transcript}")
     for label, p in sorted(prediction.probabilities.items(), key=lambda kv: -kv[1]):
         print(f"  {label:>4} {p:6.1%} {'#' * round(p * 40)}")
     return 0
@@ -89,3 +120,48 @@ def check_out(out: Path | None, source: Path) -> None:
     existing = next(p for p in [parent, *parent.parents] if p.exists())
     if not existing.is_dir() or not os.access(existing, os.W_OK):
         raise ConfigError(f"--out {out}: cannot create it ({existing} is not a writable folder)")
+
+
+def _timeline(recognizer: EmotionRecognizer, source: Path, args: argparse.Namespace) -> int:
+    from emofusion.inference.timeline_batch import timeline_rows, write_timeline_csv
+
+    timeline = recognizer.timeline(source, args.text, progress=not args.quiet and not args.json)
+    if args.out is not None:
+        write_timeline_csv(args.out, timeline_rows(source.stem, timeline, recognizer.labels), recognizer.labels)
+    if args.json:
+        print(json.dumps(timeline.to_json(), indent=2, ensure_ascii=False))
+        return 0
+    print(format_timeline(timeline, recognizer.labels))
+    if args.out is not None:
+        print(f"{len(timeline.segments)} segments -> {args.out}")
+    return 0
+
+
+def format_timeline(timeline, labels: tuple[str, ...]) -> str:
+    """A table for a terminal: one line per segment, then the overall emotion."""
+    if not timeline.segments:
+        return f"{timeline.note} ({timeline.duration:.1f} s of audio)"
+    width = max(len(c) for c in labels)
+    head = f"{'start':>8} {'end':>8}  {'label':<{width}}  " + "  ".join(f"{c:>{max(width, 5)}}" for c in labels) + "  text"
+    lines = [head, "-" * len(head)]
+    for s in timeline.segments:
+        if s.probabilities is None:
+            probs = "  ".join(f"{'':>{max(width, 5)}}" for _ in labels)
+            lines.append(f"{_clock(s.start):>8} {_clock(s.end):>8}  {'-':<{width}}  {probs}  error: {s.error}")
+            continue
+        probs = "  ".join(f"{s.probabilities[c]:>{max(width, 5)}.0%}" for c in labels)
+        via = f"  [{s.model}]" if s.model != timeline.model else ""
+        lines.append(f"{_clock(s.start):>8} {_clock(s.end):>8}  {s.label:<{width}}  {probs}  {s.text or ''}{via}")
+    lines.append("-" * len(head))
+    if timeline.label is not None:
+        probs = "  ".join(f"{timeline.probabilities[c]:>{max(width, 5)}.0%}" for c in labels)
+        lines.append(f"{'overall':>17}  {timeline.label:<{width}}  {probs}  ({len(timeline.segments)} segments, "
+                     f"{timeline.duration:.1f} s; {timeline.model})")
+    if timeline.note:
+        lines.append(f"note: {timeline.note}")
+    return "\n".join(lines)
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes)}:{rest:05.2f}"

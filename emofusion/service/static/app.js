@@ -1,4 +1,5 @@
-// The emofusion page: pick or record audio, type the transcript, POST both to /v1/predict.
+// The emofusion page: pick or record audio, type the transcript, POST both to /v1/predict, or
+// POST the recording to /v1/timeline and draw one coloured band per utterance along its time axis.
 //
 // Recording goes through the Web Audio API to raw PCM and is encoded here as a 16-bit WAV,
 // because the server decodes with libsndfile, which reads WAV/FLAC/OGG but not the WebM that
@@ -10,7 +11,25 @@ const CLASS_NAMES = {
   fru: "frustration", sur: "surprise", fea: "fear", dis: "disgust",
 };
 
+// One colour per class, the same in the bands, the legend and the detail box.
+const CLASS_COLOURS = {
+  ang: "#d64541", exc: "#f2a600", hap: "#f2a600", neu: "#8a94a6", sad: "#3b6fd6",
+  fru: "#a04ad6", sur: "#26a69a", fea: "#6d4c41", dis: "#5b8c3a",
+};
+const FALLBACK_COLOURS = ["#26a69a", "#a04ad6", "#6d4c41", "#5b8c3a", "#e67e22"];
+
 const $ = (id) => document.getElementById(id);
+let canTranscribe = false;
+
+function colourOf(label, labels) {
+  if (CLASS_COLOURS[label]) return CLASS_COLOURS[label];
+  return FALLBACK_COLOURS[Math.max(0, labels.indexOf(label)) % FALLBACK_COLOURS.length];
+}
+
+function clock(seconds) {
+  const m = Math.floor(seconds / 60);
+  return `${m}:${(seconds - 60 * m).toFixed(1).padStart(4, "0")}`;
+}
 let recorded = null;   // {blob, name} from the microphone, or null
 let recorder = null;   // active recording: {context, stream, node, chunks}
 
@@ -35,8 +54,11 @@ async function loadModelInfo() {
     if (!response.ok) throw new Error(info.detail || response.statusText);
     const uses = info.modalities.join(" + ");
     $("model-info").textContent = `Model ${info.model} (${uses}); classes: ${info.labels.map(describeClass).join(", ")}.`;
-    $("audio-section").hidden = !info.modalities.includes("speech");
+    canTranscribe = Boolean(info.transcription);
+    $("audio-section").hidden = !info.modalities.includes("speech") && !canTranscribe;
     $("text-section").hidden = !info.modalities.includes("text");
+    $("transcribe-hint").hidden = !canTranscribe;
+    $("timeline-option").hidden = !canTranscribe;
   } catch (err) {
     $("model-info").textContent = "";
     showError(`The service is not available: ${err.message}`);
@@ -118,14 +140,16 @@ async function predict(event) {
     if (file) form.append("audio", file, file.name);
     else if (recorded) form.append("audio", recorded.blob, recorded.name);
   }
-  if (!$("text-section").hidden) form.append("text", $("text").value);
+  // An empty transcript is left out: the server then transcribes the recording (when it can).
+  if (!$("text-section").hidden && ($("text").value.trim() || !canTranscribe)) form.append("text", $("text").value);
+  const timeline = canTranscribe && $("timeline-mode").checked;
 
   const button = $("predict");
   button.disabled = true;
   button.textContent = "Predicting…";
   const started = performance.now();
   try {
-    const response = await fetch("/v1/predict", { method: "POST", body: form });
+    const response = await fetch(timeline ? "/v1/timeline" : "/v1/predict", { method: "POST", body: form });
     const roundTrip = performance.now() - started;
     let body;
     try {
@@ -134,7 +158,8 @@ async function predict(event) {
       throw new Error(`the server answered ${response.status} ${response.statusText}`);
     }
     if (!response.ok) throw new Error(body.detail || `the server answered ${response.status}`);
-    showResult(body, roundTrip);
+    if (timeline) showTimeline(body, roundTrip);
+    else showResult(body, roundTrip);
   } catch (err) {
     showError(err.message);
   } finally {
@@ -144,7 +169,23 @@ async function predict(event) {
 }
 
 function showResult(body, roundTrip) {
-  $("label").textContent = describeClass(body.label);
+  $("timeline").hidden = true;
+  showTranscript(body.transcribed ? `Transcript (Whisper): “${body.transcript}”` : "");
+  showOverall(body);
+  const windows = body.windows > 1 ? ` · ${body.windows} windows` : "";
+  $("latency").textContent =
+    `Latency: ${body.latency_ms.toFixed(1)} ms on the server, ${roundTrip.toFixed(0)} ms round trip · model ${body.model}${windows}`;
+  $("result").hidden = false;
+}
+
+function showTranscript(text) {
+  $("transcript").textContent = text;
+  $("transcript").hidden = !text;
+}
+
+// The label and one bar per class (a prediction, or a timeline's duration-weighted overall).
+function showOverall(body) {
+  $("label").textContent = body.label ? describeClass(body.label) : "none";
   const bars = $("bars");
   bars.replaceChildren();
   for (const [label, p] of Object.entries(body.probabilities)) {
@@ -172,10 +213,82 @@ function showResult(body, roundTrip) {
     row.append(name, track, value);
     bars.append(row);
   }
-  const windows = body.windows > 1 ? ` · ${body.windows} windows` : "";
+}
+
+// One band per utterance, placed and sized by its start and end along the recording.
+function showTimeline(body, roundTrip) {
+  const labels = body.probabilities ? Object.keys(body.probabilities)
+    : [...new Set(body.segments.flatMap((s) => Object.keys(s.probabilities || {})))];
+  const track = $("timeline-track");
+  track.replaceChildren();
+  $("segment-detail").hidden = true;
+  const duration = Math.max(body.duration, 1e-6);
+  body.segments.forEach((segment, index) => {
+    const band = document.createElement("div");
+    band.className = "segment" + (segment.error ? " failed" : "");
+    band.setAttribute("role", "listitem");
+    band.tabIndex = 0;
+    band.dataset.index = String(index);
+    band.dataset.label = segment.label || "";
+    band.style.left = `${(100 * segment.start) / duration}%`;
+    band.style.width = `${(100 * (segment.end - segment.start)) / duration}%`;
+    band.style.background = segment.label ? colourOf(segment.label, labels) : "#e7eaef";
+    band.setAttribute("aria-label", `${clock(segment.start)} to ${clock(segment.end)}: ${segment.label ? describeClass(segment.label) : "no label"}`);
+    const show = () => showSegment(segment, band);
+    band.addEventListener("mouseenter", show);
+    band.addEventListener("focus", show);
+    band.addEventListener("click", show);
+    track.append(band);
+  });
+  $("axis-end").textContent = clock(body.duration);
+  const legend = $("timeline-legend");
+  legend.replaceChildren();
+  for (const label of labels) {
+    const item = document.createElement("span");
+    item.className = "legend-item";
+    const swatch = document.createElement("span");
+    swatch.className = "swatch";
+    swatch.style.background = colourOf(label, labels);
+    item.append(swatch, describeClass(label));
+    legend.append(item);
+  }
+  showTranscript(body.note || "");
+  showOverall(body);
+  $("timeline").hidden = false;
   $("latency").textContent =
-    `Latency: ${body.latency_ms.toFixed(1)} ms on the server, ${roundTrip.toFixed(0)} ms round trip · model ${body.model}${windows}`;
+    `${body.segments.length} utterances in ${body.duration.toFixed(1)} s · ${(body.latency_ms / 1000).toFixed(1)} s on the server, ` +
+    `${(roundTrip / 1000).toFixed(1)} s round trip · model ${body.model}` + (body.transcriber ? ` · words by ${body.transcriber}` : "");
   $("result").hidden = false;
+}
+
+// What one band holds: its time, its words and every class probability.
+function showSegment(segment, band) {
+  document.querySelectorAll("#timeline-track .segment.active").forEach((b) => b.classList.remove("active"));
+  band.classList.add("active");
+  const detail = $("segment-detail");
+  detail.replaceChildren();
+  const head = document.createElement("div");
+  head.className = "detail-head";
+  head.textContent = `${clock(segment.start)}–${clock(segment.end)} · ${segment.label ? describeClass(segment.label) : "no label"}` +
+    (segment.model ? ` · ${segment.model}` : "");
+  const words = document.createElement("div");
+  words.className = "detail-text";
+  words.textContent = segment.text ? `“${segment.text}”` : (segment.text === null ? "" : "(no words heard)");
+  detail.append(head, words);
+  if (segment.error) {
+    const error = document.createElement("div");
+    error.className = "detail-error";
+    error.textContent = segment.error;
+    detail.append(error);
+  }
+  for (const [label, p] of Object.entries(segment.probabilities || {})) {
+    const row = document.createElement("div");
+    row.className = "detail-prob";
+    row.dataset.label = label;
+    row.textContent = `${describeClass(label)}: ${(100 * p).toFixed(1)}%`;
+    detail.append(row);
+  }
+  detail.hidden = false;
 }
 
 document.addEventListener("DOMContentLoaded", () => {

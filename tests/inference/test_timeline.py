@@ -1,0 +1,291 @@
+"""Timeline: utterances found where they are, each classified on its own, in every output form."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from emofusion.asr.vad import Region
+from emofusion.cli.main import main
+from emofusion.errors import AudioError, MissingExtraError
+from emofusion.inference.recognizer import SHIPPED_MODELS, EmotionRecognizer
+from emofusion.inference.timeline import NO_SPEECH, Segment, _overall, cut_regions
+
+from conversation import make_conversation
+
+RATE = 16_000
+BOUNDARY_TOLERANCE_S = 0.5
+needs_speech_model = pytest.mark.skipif(
+    not (SHIPPED_MODELS["speech"] / "model.json").is_file(), reason="the shipped speech model is not built"
+)
+
+
+def test_regions_are_cut_exactly_from_blocks_of_any_size():
+    signal = np.arange(10 * RATE, dtype=np.float64)
+    regions = [Region(0.5, 1.25), Region(2.0, 4.0), Region(9.5, 10.0)]
+    for block in (1000, 16_000, 160_000):
+        blocks = (signal[i : i + block] for i in range(0, len(signal), block))
+        cut = list(cut_regions(blocks, regions, RATE))
+        assert [r for r, _ in cut] == regions
+        for region, samples in cut:
+            np.testing.assert_array_equal(samples, signal[int(region.start * RATE) : int(region.end * RATE)])
+
+
+def test_overall_is_the_duration_weighted_mean_of_the_classified_segments():
+    labels = ("ang", "sad")
+    segments = [
+        Segment(0.0, 1.0, "a", "ang", {"ang": 0.9, "sad": 0.1}, "M"),
+        Segment(2.0, 5.0, "b", "sad", {"ang": 0.2, "sad": 0.8}, "M"),
+        Segment(6.0, 9.0, "", None, None, None, error="too short"),  # not counted
+    ]
+    label, probabilities = _overall(segments, labels)
+    # by hand: ang = (1 * 0.9 + 3 * 0.2) / 4 = 0.375
+    assert label == "sad"
+    assert probabilities == pytest.approx({"ang": 0.375, "sad": 0.625})
+    assert _overall(segments[2:], labels) == (None, None)
+
+
+@pytest.fixture(scope="module")
+def conversation(shared_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("conversation") / "long_call.wav"
+    truth = make_conversation(shared_data, out, seconds=60.0, seed=0)
+    return out, truth
+
+
+@pytest.fixture(scope="module")
+def timeline_json(asr_extra, conversation):
+    """`emofusion predict long_call.wav --timeline --json`, run once for the tests below."""
+    path, _ = conversation
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        assert main(["predict", str(path), "--timeline", "--json"]) == 0
+    return json.loads(buffer.getvalue())
+
+
+@pytest.mark.slow
+def test_timeline_json_has_the_documented_shape(timeline_json):
+    body = timeline_json
+    assert {"label", "probabilities", "segments"} <= set(body)
+    assert body["model"] == "M-CBLA-BLR" and body["transcriber"].startswith("whisper-tiny.en")
+    for s in body["segments"]:
+        assert set(s) == {"start", "end", "text", "label", "probabilities", "model", "error"}
+        assert isinstance(s["start"], float) and isinstance(s["end"], float) and s["start"] < s["end"]
+        assert s["label"] == max(s["probabilities"], key=s["probabilities"].get)
+        assert sum(s["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
+    starts = [s["start"] for s in body["segments"]]
+    assert starts == sorted(starts)
+
+
+@pytest.mark.slow
+def test_segments_fall_within_half_a_second_of_the_true_utterances(timeline_json, conversation):
+    _, truth = conversation
+    segments = timeline_json["segments"]
+    assert len(segments) == len(truth)
+    for segment, utterance in zip(segments, truth):
+        assert abs(segment["start"] - utterance.start) <= BOUNDARY_TOLERANCE_S, (segment, utterance)
+        assert abs(segment["end"] - utterance.end) <= BOUNDARY_TOLERANCE_S, (segment, utterance)
+
+
+@pytest.mark.slow
+def test_each_segment_is_transcribed_from_its_own_audio(timeline_json, conversation):
+    _, truth = conversation
+    for segment, utterance in zip(timeline_json["segments"], truth):
+        # RAVDESS says one of two sentences: each segment's words are its own clip's sentence
+        said = utterance.text.lower().rstrip(".")
+        heard = segment["text"].lower().rstrip(".!?")
+        assert heard.split()[-3:] == said.split()[-3:], (segment["text"], utterance.text)
+
+
+@pytest.mark.slow
+def test_overall_probabilities_are_the_duration_weighted_segment_mean(timeline_json):
+    segments = timeline_json["segments"]
+    weights = np.array([s["end"] - s["start"] for s in segments])
+    for label, p in timeline_json["probabilities"].items():
+        expected = sum(w * s["probabilities"][label] for w, s in zip(weights, segments)) / weights.sum()
+        assert p == pytest.approx(expected, abs=1e-3)  # segment times are rounded to 1 ms in JSON
+    assert timeline_json["label"] == max(timeline_json["probabilities"], key=timeline_json["probabilities"].get)
+
+
+@pytest.mark.slow
+def test_each_segment_gets_what_predict_gives_its_clip(asr_extra, conversation, timeline_json):
+    path, _ = conversation
+    recognizer = EmotionRecognizer.load()
+    samples, rate = sf.read(path, dtype="float64")
+    for s in timeline_json["segments"][:4]:
+        clip = samples[int(round(s["start"] * rate)) : int(round(s["end"] * rate))]
+        expected = recognizer.predict(clip, s["text"], sample_rate=rate)
+        assert s["label"] == expected.label
+        for c, p in expected.probabilities.items():
+            assert s["probabilities"][c] == pytest.approx(p, abs=1e-5)
+
+
+@pytest.mark.slow
+def test_table_and_csv_outputs(asr_extra, conversation, tmp_path, capsys):
+    path, truth = conversation
+    out = tmp_path / "timeline.csv"
+    assert main(["predict", str(path), "--timeline", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "overall" in printed and f"{len(truth)} segments" in printed
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert len(rows) == len(truth)
+    assert list(rows[0]) == ["id", "start", "end", "text", "label", "p_ang", "p_exc", "p_neu", "p_sad", "model", "error"]
+    assert {r["id"] for r in rows} == {"long_call"}
+    assert all(abs(float(r["start"]) - u.start) <= BOUNDARY_TOLERANCE_S for r, u in zip(rows, truth))
+
+
+@pytest.fixture(scope="module")
+def silent_transcriber(asr_extra):
+    from emofusion.asr.transcriber import Transcriber
+
+    class Silent(Transcriber):  # a Whisper that never hears words
+        def transcribe(self, samples):
+            return ""
+
+    loaded = Transcriber.load()
+    return Silent(loaded.model, loaded.config, loaded.folder)
+
+
+def two_clips(shared_data, tmp_path) -> Path:
+    from emofusion.audio import load_audio
+
+    clips = [load_audio(shared_data / "ravdess" / "Actor_01" / name).samples
+             for name in ("03-01-05-02-01-01-01.flac", "03-01-04-02-01-01-01.flac")]
+    gap = 1e-3 * np.random.default_rng(0).standard_normal(RATE)
+    path = tmp_path / "two.wav"
+    sf.write(path, np.concatenate([gap, clips[0], gap, clips[1], gap]), RATE)
+    return path
+
+
+@needs_speech_model
+def test_segments_without_words_fall_back_to_the_speech_model(asr_extra, shared_data, tmp_path, silent_transcriber):
+    recognizer = EmotionRecognizer.load()
+    timeline = recognizer.timeline(two_clips(shared_data, tmp_path), transcriber=silent_transcriber)
+    assert len(timeline.segments) == 2
+    speech = EmotionRecognizer.load("speech")
+    for s in timeline.segments:
+        assert s.model == speech.name == "S-CBLA" and s.text == "" and s.error is None
+        assert s.label is not None and sum(s.probabilities.values()) == pytest.approx(1.0)
+
+
+def test_without_a_fallback_a_wordless_segment_carries_an_error(asr_extra, shared_data, tmp_path, silent_transcriber):
+    recognizer = EmotionRecognizer.load()
+    timeline = recognizer.timeline(two_clips(shared_data, tmp_path), transcriber=silent_transcriber, fallback=None)
+    assert len(timeline.segments) == 2
+    assert all(s.label is None and s.probabilities is None and "no words" in s.error for s in timeline.segments)
+    assert timeline.label is None and timeline.note == "2 of 2 segments could not be classified"
+    assert timeline.to_json()["segments"][0]["error"].startswith("no words to read in this segment")
+
+
+def test_a_given_transcript_is_used_for_every_segment_and_whisper_is_not_loaded(asr_extra, shared_data, tmp_path, monkeypatch):
+    from emofusion.asr import transcriber as module
+
+    def refuse(config):
+        raise AssertionError("Whisper loaded although the transcript was given")
+
+    monkeypatch.setattr(module, "_load_cached", refuse)
+    timeline = EmotionRecognizer.load().timeline(two_clips(shared_data, tmp_path), "I told you already!")
+    assert [s.text for s in timeline.segments] == ["I told you already!"] * 2
+    assert timeline.transcriber is None
+
+
+@needs_speech_model
+def test_the_speech_model_needs_no_transcription(asr_extra, shared_data, tmp_path, monkeypatch):
+    from emofusion.asr import transcriber as module
+
+    monkeypatch.setattr(module, "_load_cached", lambda config: (_ for _ in ()).throw(AssertionError("Whisper loaded")))
+    timeline = EmotionRecognizer.load("speech").timeline(two_clips(shared_data, tmp_path))
+    assert len(timeline.segments) == 2 and all(s.text is None and s.model == "S-CBLA" for s in timeline.segments)
+
+
+def test_noise_gives_no_segments_and_says_so(asr_extra, tmp_path, capsys):
+    path = tmp_path / "noise.wav"
+    sf.write(path, 0.05 * np.random.default_rng(0).standard_normal(10 * RATE), RATE)
+    timeline = EmotionRecognizer.load().timeline(path)
+    assert timeline.segments == () and timeline.label is None and timeline.note == NO_SPEECH
+    assert timeline.to_json()["segments"] == [] and timeline.to_json()["note"] == NO_SPEECH
+    assert main(["predict", str(path), "--timeline", "--quiet"]) == 0
+    assert "no speech found" in capsys.readouterr().out
+
+
+def test_streaming_keeps_memory_bounded_on_long_recordings(asr_extra, tmp_path):
+    # Ten minutes of quiet noise: whole-file decoding alone would hold 77 MB of float64 samples.
+    path = tmp_path / "ten_minutes.wav"
+    rng = np.random.default_rng(0)
+    with sf.SoundFile(path, "w", RATE, 1, subtype="PCM_16") as f:
+        for _ in range(10):
+            f.write(1e-3 * rng.standard_normal(60 * RATE))
+    recognizer = EmotionRecognizer.load()
+    tracemalloc.start()
+    try:
+        timeline = recognizer.timeline(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert timeline.duration == pytest.approx(600.0) and timeline.segments == ()
+    assert peak < 30e6, f"peak {peak / 1e6:.0f} MB"
+
+
+def test_over_long_and_undecodable_recordings_are_refused(asr_extra, tmp_path, capsys):
+    path = tmp_path / "long.wav"
+    sf.write(path, np.zeros(3 * RATE), RATE)
+    with pytest.raises(AudioError, match="exceeds the limit of 2 s"):
+        EmotionRecognizer.load().timeline(path, max_seconds=2)
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF....not a wav file at all")
+    assert main(["predict", str(bad), "--timeline"]) == 2
+    assert "cannot decode audio" in capsys.readouterr().err
+
+
+def test_a_manifest_gives_one_csv_with_an_id_column(asr_extra, shared_data, tmp_path):
+    two = two_clips(shared_data, tmp_path)
+    manifest = tmp_path / "calls.csv"
+    manifest.write_text("id,audio,text,label,speaker,session\n"
+                        f"call1,{two},,neu,,\n"
+                        f"call2,{two},Leave me alone.,ang,,\n"
+                        "call3,broken.wav,,neu,,\n", encoding="utf-8")
+    (tmp_path / "broken.wav").write_bytes(b"RIFF....broken")
+    folder_out = tmp_path / "out.csv"
+    assert main(["predict", str(manifest), "--timeline", "--out", str(folder_out), "--quiet"]) == 0
+    rows = list(csv.DictReader(folder_out.open(encoding="utf-8")))
+    assert [r["id"] for r in rows] == ["call1", "call1", "call2", "call2", "call3"]
+    assert "cannot decode audio" in rows[4]["error"] and rows[4]["label"] == ""
+    rows = rows[:4]
+    assert rows[2]["text"] == rows[3]["text"] == "Leave me alone."
+    assert "talking by the door" in rows[0]["text"].lower()
+    assert all(r["label"] in {"ang", "exc", "neu", "sad"} and r["error"] == "" for r in rows)
+
+
+def test_without_the_extra_the_timeline_names_the_install_command(monkeypatch, tmp_path, capsys):
+    from emofusion.asr import vad
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    vad._load_detector.cache_clear()
+    path = tmp_path / "clip.wav"
+    sf.write(path, 0.1 * np.sin(np.arange(RATE) / 5), RATE)
+    try:
+        with pytest.raises(MissingExtraError, match=r'pip install "emofusion\[asr\]"'):
+            EmotionRecognizer.load().timeline(path)
+        assert main(["predict", str(path), "--timeline"]) == 2
+        assert 'pip install "emofusion[asr]"' in capsys.readouterr().err
+    finally:
+        vad._load_detector.cache_clear()
+
+
+def test_predict_without_a_transcript_transcribes_and_reports_it(asr_extra, capsys):
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    assert main(["predict", str(examples / "angry.flac"), "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["transcribed"] is True and "talking by the door" in body["transcript"].lower()
+    assert body["label"] in body["probabilities"]
+    given = EmotionRecognizer.load().predict(examples / "angry.flac", "Kids are talking by the door.")
+    assert given.transcript == "Kids are talking by the door." and not given.transcribed
