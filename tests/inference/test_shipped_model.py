@@ -46,3 +46,46 @@ def test_bundled_examples_get_their_labels(shipped, name, label):
     p = shipped.predict(EXAMPLES / f"{name}.flac", SENTENCE)
     assert p.label == label
     assert sum(p.probabilities.values()) == pytest.approx(1.0)
+
+
+# ---------------------------------------------------------------- the speech-only model (--model speech)
+
+from emofusion.inference.recognizer import SHIPPED_MODELS  # noqa: E402
+
+SPEECH_MODEL = SHIPPED_MODELS["speech"]
+
+
+def test_shipped_speech_model_is_s_cbla_stored_small():
+    speech = EmotionRecognizer.load("speech")
+    assert speech.name == "S-CBLA" and speech.modalities == {"speech"}
+    assert speech.labels == EmotionRecognizer.load("fusion").labels  # so it can stand in for wordless segments
+    weights = SPEECH_MODEL / "model.safetensors"
+    with safe_open(str(weights), "pt") as f:
+        assert {str(f.get_slice(k).get_dtype()) for k in f.keys()} <= {"F16", "I64"}
+    assert weights.stat().st_size < 3_000_000
+
+
+def test_shipped_speech_model_records_a_held_out_check_over_three_seeds():
+    import numpy as np
+
+    meta = json.loads((SPEECH_MODEL / "model.json").read_text())
+    prov = meta["provenance"]
+    assert prov["command"].startswith("python recipes/shipped/build.py --model S-CBLA")
+    assert "RAVDESS" in prov["data"]["speech"] and "text" not in prov["data"]
+    held_out = prov["held_out_evaluation"]
+    assert held_out["seeds"] == [0, 1, 2] and held_out["n"] == 112  # ravdess4 session 5: actors 17-20
+    assert "every 2.5-s window" in held_out["scoring"]
+    per_seed = [held_out["per_seed"][str(s)] for s in held_out["seeds"]]
+    for key in ("wa", "ua"):
+        values = [m[key] for m in per_seed]
+        assert held_out[key]["mean"] == pytest.approx(np.mean(values))
+        assert held_out[key]["std"] == pytest.approx(np.std(values, ddof=1))
+    assert 0.25 < held_out["ua"]["mean"] <= 1.0
+    assert len(meta["history"]) == meta["train_config"]["epochs"] == 20
+
+
+@pytest.mark.parametrize("name, label", [("angry", "ang"), ("happy", "exc"), ("neutral", "neu"), ("sad", "sad")])
+def test_speech_model_predicts_the_bundled_examples_from_sound_alone(name, label):
+    # In its training data too: packaging and wiring, not accuracy.
+    p = EmotionRecognizer.load("speech").predict(EXAMPLES / f"{name}.flac")
+    assert p.label == label and p.transcript is None
