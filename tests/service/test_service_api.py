@@ -53,7 +53,9 @@ def test_predict_matches_the_in_process_recognizer(fusion_server, fusion_recogni
     r = post(fusion_server, files={"audio": (name, audio, "audio/flac")}, data={"text": text})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert set(body) == {"label", "probabilities", "model", "modalities", "windows", "latency_ms", "timings_ms"}
+    assert set(body) == {"label", "probabilities", "model", "modalities", "windows", "latency_ms", "timings_ms",
+                         "transcript", "transcribed"}
+    assert body["transcript"] == text and body["transcribed"] is False
     assert list(body["probabilities"]) == list(LABELS)
     assert sum(body["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
     assert body["label"] == max(body["probabilities"], key=body["probabilities"].get)
