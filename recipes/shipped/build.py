@@ -46,7 +46,7 @@ from emofusion.inference.recognizer import EmotionRecognizer
 from emofusion.labels import PAPER_CLASSES
 from emofusion.records import Utterance
 from emofusion.training.config import TrainConfig
-from emofusion.training.encode import modalities_of
+from emofusion.models.registry import modalities_of
 from emofusion.training.trainer import train
 
 REPO = Path(__file__).resolve().parents[2]
