@@ -14,7 +14,7 @@ from typing import Iterable
 from tqdm import tqdm
 
 from emofusion.errors import EmofusionError, MissingExtraError
-from emofusion.fileio import write_atomic
+from emofusion.fileio import spreadsheet_safe, write_atomic
 from emofusion.inference.batch import BatchItem
 from emofusion.inference.recognizer import EmotionRecognizer
 from emofusion.inference.timeline import NO_SPEECH, Timeline
@@ -41,7 +41,8 @@ def write_timeline_csv(out: Path, rows: Iterable[dict], labels: tuple[str, ...])
     def write(f):
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
-        writer.writerows(rows)
+        # Transcripts come from people and Whisper: a cell starting "=" must not run as a formula.
+        writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
 
     write_atomic(out, write, mode="w", newline="", encoding="utf-8")
 

@@ -29,7 +29,7 @@ EXAMPLES = 80
 def test_fuzzed_requests_get_documented_answers_and_never_a_server_error(fusion_server):
     schema = schemathesis.openapi.from_url(f"{fusion_server.url}/openapi.json")
     operations = {f"{op.ok().method.upper()} {op.ok().path}" for op in schema.get_all_operations()}
-    assert operations == {"GET /health", "POST /v1/predict"}
+    assert operations == {"GET /health", "POST /v1/predict", "POST /v1/timeline"}
     cases = st.one_of(
         schema.as_strategy(generation_mode=GenerationMode.POSITIVE),
         schema.as_strategy(generation_mode=GenerationMode.NEGATIVE),
