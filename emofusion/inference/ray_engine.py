@@ -102,7 +102,8 @@ class _ChunkPredictor:
             for prediction, error in predict_chunk(self.recognizer, [Item(*i) for i in json.loads(chunk)]):
                 out.append({"error": error} if prediction is None else
                            {"label": prediction.label, "probabilities": prediction.probabilities,
-                            "modalities": list(prediction.modalities), "windows": prediction.windows})
+                            "modalities": list(prediction.modalities), "windows": prediction.windows,
+                            "transcript": prediction.transcript, "transcribed": prediction.transcribed})
             results.append(json.dumps(out))
         return {"chunk": batch["chunk"], "results": results}
 
@@ -121,4 +122,5 @@ def _shared_model(model, backend) -> tuple[Path, str | None]:
 def _result(data: dict) -> Result:
     if "error" in data:
         return None, data["error"]
-    return Prediction(data["label"], data["probabilities"], tuple(data["modalities"]), data["windows"]), None
+    return Prediction(data["label"], data["probabilities"], tuple(data["modalities"]), data["windows"],
+                      transcript=data.get("transcript"), transcribed=bool(data.get("transcribed"))), None
