@@ -22,7 +22,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from emofusion.audio import TARGET_SAMPLE_RATE, AudioSource
+from emofusion.audio import TARGET_SAMPLE_RATE, AudioSource, _check_header, _open
 from emofusion.errors import AudioError
 
 # Thirty seconds a block: large enough that per-block overhead vanishes, small enough (2.9 MB of
@@ -77,11 +77,9 @@ class AudioStream:
             with _open_sound(source, label) as f:
                 rate, frames = f.samplerate, f.frames
             stream = cls(source, rate, frames, label, target_rate, max_seconds)
-        if stream.rate <= 0:
-            raise AudioError(f"{label}: invalid sample rate {stream.rate}")
-        if stream.frames == 0:
-            raise AudioError(f"{label}: the audio is empty (0 samples)")
-        stream._check_length(stream.frames)
+        # The header checks load_audio makes (rate 8-48 kHz, channels, length): one home, in audio.py.
+        with _open(stream.source, stream.rate, label) as header:
+            _check_header(header, label, max_seconds)
         return stream
 
     @property

@@ -69,7 +69,19 @@ def test_bad_sources_say_what_is_wrong(source, message):
 def test_nan_samples_and_arrays_without_a_rate_are_refused():
     with pytest.raises(AudioError, match="sample rate is required"):
         AudioStream.open(np.zeros(100))
-    bad = np.zeros(1000)
+    bad = np.zeros(16_000)
     bad[500] = np.nan
     with pytest.raises(AudioError, match="NaN"):
         list(AudioStream.open(bad, 16_000).blocks())
+
+
+def test_the_header_checks_are_load_audios(tmp_path):
+    # A rate outside 8-48 kHz (resampling 1 Hz would multiply the samples 16,000-fold) is refused
+    # before decoding, with load_audio's own message.
+    path = tmp_path / "odd.wav"
+    sf.write(path, np.zeros(4000) + 0.1, 4000)
+    with pytest.raises(AudioError) as streamed:
+        AudioStream.open(path)
+    with pytest.raises(AudioError) as whole:
+        load_audio(path)
+    assert str(streamed.value) == str(whole.value) and "outside the supported" in str(streamed.value)
