@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emofusion.asr.bundled import MODEL_FILES, bundled_whisper_model
+from emofusion.bundled_whisper import MODEL_FILES, bundled_whisper_model
 from emofusion.errors import ConfigError, MissingExtraError
 
 SAMPLE_RATE = 16_000  # what Whisper's feature extractor expects

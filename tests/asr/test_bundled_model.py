@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from emofusion.asr import bundled
-from emofusion.asr.bundled import bundled_whisper_model
+from emofusion import bundled_whisper as bundled
+from emofusion.bundled_whisper import bundled_whisper_model
 from emofusion.errors import ConfigError, MissingExtraError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

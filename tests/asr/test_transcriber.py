@@ -33,7 +33,7 @@ def test_a_folder_without_its_tokenizer_is_refused_rather_than_fetched(asr_extra
 
 
 def test_a_model_folder_given_by_path_is_used(asr_extra):
-    from emofusion.asr.bundled import bundled_whisper_model
+    from emofusion.bundled_whisper import bundled_whisper_model
 
     folder = bundled_whisper_model()
     assert resolve_model_folder(str(folder)) == folder

