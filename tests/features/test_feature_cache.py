@@ -75,3 +75,76 @@ def test_failures_are_listed_and_good_files_still_cached(tmp_path, clips):
     assert all(cache.entry_path(p).exists() for p in clips)
     with pytest.raises(AudioError, match="no such audio file"):
         cache.get_many([tmp_path / "missing.wav"], progress=False)
+
+
+def _damaged(frames, how):
+    if how == "nan":
+        frames[2, 5] = np.nan
+    elif how == "inf":
+        frames[2, 5] = -np.inf
+    elif how == "1e30":
+        frames[2, 5] = 1e30
+    elif how == "zero frames":
+        frames = frames[:0]
+    elif how == "missing frames":
+        frames = frames[: len(frames) // 2]
+    elif how == "float64":
+        frames = frames.astype(np.float64)
+    elif how == "3-d":
+        frames = frames[None]
+    return frames
+
+
+@pytest.mark.parametrize("how", ["nan", "inf", "1e30", "zero frames", "missing frames", "float64", "3-d"])
+def test_a_damaged_entry_is_recomputed(tmp_path, clips, how):
+    # One NaN/Inf/1e30 in a cached file used to be trusted and ruin the training run that read it.
+    cache = FeatureCache(AcousticConfig(), root=tmp_path / "c")
+    good = cache.get(clips[3])
+    np.save(cache.entry_path(clips[3]), _damaged(good.copy(), how))
+    again = FeatureCache(AcousticConfig(), root=tmp_path / "c").get(clips[3])
+    np.testing.assert_array_equal(again, extract_file(clips[3]).astype(np.float32))
+    np.testing.assert_array_equal(np.load(cache.entry_path(clips[3])), again)  # repaired on disk
+
+
+def test_an_entry_of_another_file_is_recomputed(tmp_path, clips):
+    # Valid-looking frames of the wrong length (e.g. copied from another file) do not match the audio.
+    cache = FeatureCache(AcousticConfig(), root=tmp_path / "c")
+    other = cache.get(clips[9])
+    np.save(cache.entry_path(clips[0]), other)
+    np.testing.assert_array_equal(cache.get(clips[0]), extract_file(clips[0]).astype(np.float32))
+
+
+def test_a_folder_at_an_entrys_path_does_not_fail_every_run(tmp_path, clips):
+    cache = FeatureCache(AcousticConfig(), root=tmp_path / "c")
+    cache.entry_path(clips[1]).mkdir()
+    (cache.entry_path(clips[1]) / "junk").write_text("x")
+    for _ in range(2):
+        frames = FeatureCache(AcousticConfig(), root=tmp_path / "c").get(clips[1])
+        np.testing.assert_array_equal(frames, extract_file(clips[1]).astype(np.float32))
+    assert cache.entry_path(clips[1]).is_file()
+
+
+def test_frames_a_real_recording_gives_are_within_the_validity_bound(shared_data):
+    # The bound that rejects 1e30 must accept every real value: RAVDESS speech, loud and quiet.
+    from emofusion.features.cache import MAX_ABS_FEATURE, entry_problem
+
+    files = sorted((shared_data / "ravdess").glob("Actor_0[1-2]/*.flac"))[::8]
+    assert files
+    for f in files:
+        frames = extract_file(f).astype(np.float32)
+        assert entry_problem(frames) is None, f
+        assert np.abs(frames).max() < MAX_ABS_FEATURE / 5
+
+
+@pytest.mark.parametrize("rate, seconds", [(8000, 1.2345), (22050, 0.8), (44100, 2.0001), (48000, 1.7)])
+def test_the_frame_count_check_accepts_what_extraction_gives_at_any_rate(tmp_path, rate, seconds, monkeypatch):
+    # Otherwise a valid entry would be judged damaged and re-extracted on every run.
+    from emofusion.features.cache import FRAME_COUNT_SLACK, expected_frames
+
+    path = tmp_path / f"r{rate}.wav"
+    sf.write(path, 0.3 * np.random.default_rng(rate).normal(size=int(rate * seconds)), rate)
+    assert abs(len(extract_file(path)) - expected_frames(path, AcousticConfig())) <= FRAME_COUNT_SLACK
+    cache = FeatureCache(AcousticConfig(), root=tmp_path / "c")
+    cache.get(path)
+    monkeypatch.setattr(cache_module, "extract_file", lambda *a, **k: pytest.fail("re-extracted"))
+    FeatureCache(AcousticConfig(), root=tmp_path / "c").get(path)
