@@ -24,6 +24,19 @@ from emofusion.features.word_vectors import WordVectors
 # Features with (near) zero variance in training (e.g. a chroma bin that never fires) keep std 1,
 # so standardising them does not blow up noise.
 MIN_STD = 1e-8
+# Most frames per utterance a model may be configured to see: ten minutes, the longest recording
+# prediction accepts, at a 25-ms step. A config (or a tampered model.json) asking for more would
+# only ask for memory: 10^8 frames is 13.6 GB per utterance.
+MAX_FRAMES_LIMIT = 24_000
+
+
+def check_max_frames(config: AcousticConfig, what: str) -> None:
+    """Refuse a ``max_frames`` beyond MAX_FRAMES_LIMIT before anything is allocated for it."""
+    if config.max_frames > MAX_FRAMES_LIMIT:
+        raise ConfigError(
+            f"{what}: max_frames {config.max_frames:,} is above the limit of {MAX_FRAMES_LIMIT:,} "
+            "(ten minutes of frames at a 25-ms step)"
+        )
 
 SPEECH_KINDS = ("acoustic", "whisper")
 TEXT_KINDS = ("words", "sentence")
@@ -33,7 +46,7 @@ WHISPER_MAX_FRAMES = whisper.MAX_MEL_FRAMES // 2
 
 @dataclass
 class SpeechInputs:
-    frames: np.ndarray  # (n, max_frames, feature_dim) float32, standardised, zero after each length
+    frames: np.ndarray  # (n, longest kept <= max_frames, feature_dim) float32, standardised, zero after each length
     lengths: np.ndarray  # (n,) int64
 
 
@@ -118,11 +131,14 @@ class FeaturePipeline:
                 raise ConfigError("a speech model needs training audio")
             if speech_kind == "acoustic":  # Whisper frames come from the encoder's own front end
                 pipeline.acoustic = acoustic or AcousticConfig()
+                check_max_frames(pipeline.acoustic, "acoustic config")
             kept = [pipeline._fit(f) for f in train_frames]
             stacked = np.concatenate([a[:n] for a, n in kept]).astype(np.float64)
             pipeline.mean = stacked.mean(axis=0)
             std = stacked.std(axis=0)
             pipeline.std = np.where(std < MIN_STD, 1.0, std)
+            if not (np.isfinite(pipeline.mean).all() and np.isfinite(pipeline.std).all()):
+                raise ConfigError("the training frames contain NaN or infinite values; their features cannot be standardised")
         if pipeline.uses_text and text_kind == "sentence":
             return pipeline  # sentence vectors are used as the encoder gives them: nothing to fit
         if pipeline.uses_text:
@@ -135,15 +151,17 @@ class FeaturePipeline:
         return pipeline
 
     def speech_inputs(self, frames: list[np.ndarray]) -> SpeechInputs:
-        """Cut/pad each utterance's frames to max_frames and standardise the real ones."""
+        """Cut each utterance's frames to max_frames, standardise them, pad to the longest kept.
+
+        Padding goes to the longest utterance kept, not to max_frames: batches are cut to their own
+        longest anyway (S-DNN pads its input to max_frames itself), and a large max_frames, or
+        Whisper's 1,500 frames, must not cost memory that no utterance uses.
+        """
         assert self.mean is not None and self.speech_shape is not None
         fitted = [self._fit(f) for f in frames]
-        max_frames, dim = self.speech_shape
-        # Acoustic inputs keep the paper's fixed (max_frames, 34); Whisper frames are padded only to
-        # the longest here (1,500 x 384 per clip would be 2.3 MB of mostly zeros).
-        if self.speech_kind == "whisper":
-            max_frames = max([k for _, k in fitted], default=1)
-        out = np.zeros((len(frames), max(max_frames, 1), dim), dtype=np.float32)
+        _, dim = self.speech_shape
+        longest = max([k for _, k in fitted], default=1)
+        out = np.zeros((len(frames), max(longest, 1), dim), dtype=np.float32)
         lengths = np.zeros(len(frames), dtype=np.int64)
         for i, (kept, length) in enumerate(fitted):
             out[i, :length] = (kept[:length] - self.mean) / self.std
@@ -194,11 +212,29 @@ class FeaturePipeline:
         )
         if state.get("acoustic"):
             pipeline.acoustic = AcousticConfig.from_dict(state["acoustic"])
+            check_max_frames(pipeline.acoustic, "pipeline.acoustic")
         if state.get("mean") is not None:  # speech standardisation, of acoustic or Whisper frames
-            pipeline.mean = np.asarray(state["mean"], dtype=np.float64)
-            pipeline.std = np.asarray(state["std"], dtype=np.float64)
+            shape = pipeline.speech_shape
+            if shape is None:
+                raise ConfigError("pipeline: feature statistics without a speech configuration")
+            pipeline.mean = _statistic(state.get("mean"), "mean", shape[1])
+            pipeline.std = _statistic(state.get("std"), "std", shape[1])
+            if (pipeline.std <= 0).any():
+                raise ConfigError(f"pipeline.std must be positive (features are divided by it), got {pipeline.std.min():g}")
+        elif pipeline.uses_speech:
+            raise ConfigError("pipeline: a speech model's feature statistics (mean, std) are missing")
         if state.get("text"):
             if embedding_matrix is None:
                 raise ConfigError("a text model's pipeline needs its embedding table to load")
             pipeline.vocabulary = Vocabulary.from_state(state["text"], {"embedding": embedding_matrix})
         return pipeline
+
+
+def _statistic(values, name: str, size: int) -> np.ndarray:
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError(f"pipeline.{name} must be {size} numbers") from None
+    if array.shape != (size,) or not np.isfinite(array).all():
+        raise ConfigError(f"pipeline.{name} must be {size} finite numbers, got shape {array.shape}")
+    return array
