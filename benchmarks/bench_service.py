@@ -70,7 +70,7 @@ def resolve_model(model: Path | None, workdir: Path) -> Path:
     out = workdir / "model"
     train("M-CBLA-BLR", picked, labels=("ang", "exc", "neu", "sad"), out_dir=out,
           cache=FeatureCache(AcousticConfig(), root=workdir / "cache"),
-          train_config=TrainConfig(epochs=1, batch_size=8, bf16=False), progress=False)
+          train_config=TrainConfig(epochs=1, batch_size=8, precision="fp32"), progress=False)
     return out
 
 

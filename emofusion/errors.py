@@ -36,3 +36,7 @@ class MissingExtraError(EmofusionError):
 
 class ExportError(EmofusionError):
     """A model that cannot be exported faithfully (the exporter fails, or its graph disagrees)."""
+
+
+class TrainingError(EmofusionError):
+    """Training that cannot produce a usable model, e.g. a loss that became NaN or infinite."""

@@ -16,7 +16,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "emofusion"
 
 # Top-level modules every layer may use: records, errors and small helpers with no upward reach.
-BASE_MODULES = {"errors", "records", "labels", "fileio", "runtime", "audio", "audio_stream", "extras", "bundled_whisper"}
+BASE_MODULES = {"errors", "records", "labels", "fileio", "runtime", "precision", "audio", "audio_stream", "extras", "bundled_whisper"}
 _BELOW_TRAINING = {"base", "corpora", "features", "models", "artifacts", "export", "inference", "asr"}
 # layer -> the other layers it may import (every layer may import itself).
 ALLOWED: dict[str, set[str]] = {

@@ -10,7 +10,9 @@ from emofusion.corpora.manifest import read_manifest
 from emofusion.experiments.runner import ExperimentConfig
 from emofusion.features.acoustic import AcousticConfig
 from emofusion.features.cache import FeatureCache
+from emofusion.features.pipeline import MAX_FRAMES_LIMIT
 from emofusion.features.vocabulary import TextConfig
+from emofusion.precision import PRECISIONS
 from emofusion.records import Utterance
 from emofusion.training.config import TrainConfig
 
@@ -23,15 +25,45 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache", type=Path, default=None, help="feature cache folder (default ~/.cache/emofusion)")
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1, so a bad value stops the command before any work."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def frame_count(text: str) -> int:
+    """argparse type for --max-frames: 1 to MAX_FRAMES_LIMIT (ten minutes of frames)."""
+    value = positive_int(text)
+    if value > MAX_FRAMES_LIMIT:
+        raise argparse.ArgumentTypeError(
+            f"must be at most {MAX_FRAMES_LIMIT:,} (ten minutes of frames at a 25-ms step), got {value:,}"
+        )
+    return value
+
+
 def add_training_options(parser: argparse.ArgumentParser) -> None:
     defaults = TrainConfig()
-    parser.add_argument("--epochs", type=int, default=defaults.epochs, help=f"(default {defaults.epochs}, the paper's)")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help=f"(default {defaults.batch_size})")
+    parser.add_argument("--epochs", type=positive_int, default=defaults.epochs,
+                        help=f"(default {defaults.epochs}, the paper's)")
+    parser.add_argument("--batch-size", type=positive_int, default=defaults.batch_size,
+                        help=f"(default {defaults.batch_size})")
     parser.add_argument("--vectors", default=TextConfig().vectors,
                         help="word vectors: 'glove-6b-50d' (shipped) or a GloVe text file, e.g. glove.6B.300d.txt")
-    parser.add_argument("--max-frames", type=int, default=AcousticConfig().max_frames,
+    parser.add_argument("--max-frames", type=frame_count, default=AcousticConfig().max_frames,
                         help="frames per utterance the model sees; sizes the model's input (default %(default)s, the paper's)")
-    parser.add_argument("--fp32", action="store_true", help="train in float32 instead of bf16 autocast")
+    precision = parser.add_mutually_exclusive_group()
+    precision.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
+                           help="auto (default): bf16 autocast where the CPU/GPU computes bf16 natively, fp32 "
+                                "elsewhere; bf16: insist (an error where it does not run); fp32: exact")
+    precision.add_argument("--fp32", dest="precision", action="store_const", const="fp32",
+                           help="same as --precision fp32")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="train over a different run already in the output folder (refused otherwise)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -48,7 +80,7 @@ def experiment_config(args: argparse.Namespace) -> ExperimentConfig:
     return ExperimentConfig(
         acoustic=AcousticConfig(max_frames=args.max_frames),
         text=TextConfig(vectors=args.vectors),
-        train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, bf16=not args.fp32),
+        train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, precision=args.precision),
     )
 
 

@@ -69,12 +69,13 @@ def train_model(
     device: str | None = None,
     progress: bool = True,
     provenance: dict | None = None,
+    overwrite: bool = False,
 ) -> TrainedModel:
     """One training run with an experiment's configs (`emofusion train --protocol all` is one)."""
     return train(
         name, utterances, labels=labels, out_dir=out_dir, cache=cache, acoustic=config.acoustic,
         text_config=config.text, model_config=config.model, train_config=config.train, seed=seed,
-        device=device, progress=progress, provenance=provenance,
+        device=device, progress=progress, provenance=provenance, overwrite=overwrite,
     )
 
 
@@ -92,6 +93,7 @@ def run_folds(
     progress: bool = True,
     provenance: dict | None = None,
     on_fold: Callable[[Fold, Path, RunResult], None] | None = None,
+    overwrite: bool = False,
 ) -> list[RunResult]:
     """Train ``name`` on each fold of ``protocol`` (into ``run_dir(fold)``) and score its test rows.
 
@@ -114,7 +116,7 @@ def run_folds(
         out_dir = run_dir(fold)
         trained = train_model(
             name, fold.train, labels=labels, out_dir=out_dir, config=config, cache=cache, seed=seed,
-            device=device, progress=progress, provenance=provenance,
+            device=device, progress=progress, provenance=provenance, overwrite=overwrite,
         )
         metrics, _ = score(trained, fold.test, cache=cache, progress=False)
         if progress:
@@ -173,6 +175,7 @@ def run_experiment(
     config: ExperimentConfig | None = None,
     cache: FeatureCache | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> tuple[list[RunResult], dict[str, str]]:
     config = config or ExperimentConfig()
     labels = ordered_classes(u.label for u in utterances)
@@ -189,7 +192,7 @@ def run_experiment(
                     return Path(runs_dir) / protocol / name / f"seed{seed}" / f"test-{fold.name}"
 
                 runs = run_folds(name, utterances, protocol=protocol, seed=seed, run_dir=run_dir, config=config,
-                                 cache=cache, labels=labels, progress=progress)
+                                 cache=cache, labels=labels, progress=progress, overwrite=overwrite)
                 if progress and protocol == "loso":
                     print(f"    {pooled_line(name, runs)}", flush=True)
                 results += runs

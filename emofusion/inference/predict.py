@@ -19,7 +19,7 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
 
 
 def autocast(device: torch.device, enabled: bool):
-    # bf16 on CPU (fast matmuls on AVX512-BF16/AMX, fine on others) and on CUDA alike.
+    # bf16 on CPU and CUDA alike; only where emofusion.precision says it runs (no bf16 LSTM on AVX2-only CPUs).
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 

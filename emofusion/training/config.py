@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 from emofusion.errors import ConfigError
+from emofusion.precision import PRECISIONS
 
 
 @dataclass(frozen=True)
@@ -19,21 +21,40 @@ class TrainConfig:
     # Clip gradient norm: LSTMs over 100 frames occasionally spike early in training.
     grad_clip: float = 5.0
     # Fixed epochs, no early stopping: model selection never looks at any held-out data.
-    # bf16 autocast on CPU roughly halves step time for the LSTMs; off gives exact fp32 training.
-    bf16: bool = True
+    # "auto": bf16 autocast where the device computes bf16 natively (roughly halves LSTM step time),
+    # fp32 elsewhere; "bf16" insists (an error where it does not run); "fp32" is exact. See
+    # emofusion.precision.
+    precision: str = "auto"
     # Group utterances of similar length into batches so padding (and wasted LSTM steps) is small.
     bucket_by_length: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"training {name} must be a positive integer, got {value!r}")
+        for name, lowest, inclusive in (("learning_rate", 0.0, False), ("l2_lambda", 0.0, True), ("grad_clip", 0.0, True)):
+            value = getattr(self, name)
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if not ok or value < lowest or (value == lowest and not inclusive):
+                relation = ">=" if inclusive else ">"
+                raise ConfigError(f"training {name} must be a finite number {relation} {lowest:g}, got {value!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"training precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if not isinstance(self.bucket_by_length, bool):
+            raise ConfigError(f"training bucket_by_length must be true or false, got {self.bucket_by_length!r}")
+
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
+        d = dict(d)
+        if "bf16" in d and "precision" not in d:
+            # Run folders written before `precision` existed recorded a bf16 switch.
+            d["precision"] = "bf16" if d.pop("bf16") else "fp32"
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
             raise ConfigError(f"unknown training options {sorted(unknown)}; known: {sorted(known)}")
-        cfg = cls(**d)
-        if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.learning_rate <= 0 or cfg.l2_lambda < 0:
-            raise ConfigError(f"invalid training config {cfg}")
-        return cfg
+        return cls(**d)

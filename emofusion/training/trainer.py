@@ -4,13 +4,20 @@ Model selection never looks at held-out data: every run trains for exactly ``epo
 the final weights are the model. A checkpoint is written atomically after each epoch; running the
 same command again resumes from it and gives the same weights as an uninterrupted run, because
 the shuffling generator and the global RNG state (dropout) are saved with the weights.
+
+A run folder belongs to one configuration (model, data, seed, configs, the precision actually
+used): training into a folder that holds a different run, finished or not, is refused unless
+``overwrite`` is set, so a finished model is never replaced by accident.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import pickle
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -20,17 +27,18 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from emofusion.artifacts import META_FILE, TrainedModel, build_for_pipeline, load_trained, save_trained
-from emofusion.errors import ConfigError
+from emofusion.artifacts import META_FILE, WEIGHTS_FILE, TrainedModel, build_for_pipeline, load_trained, save_trained
+from emofusion.errors import ConfigError, TrainingError
 from emofusion.fileio import atomic_path
 from emofusion.features.acoustic import AcousticConfig
 from emofusion.features.batching import EncodedSet, batch_indices, collate
 from emofusion.features.cache import FeatureCache
-from emofusion.features.pipeline import FeaturePipeline
+from emofusion.features.pipeline import FeaturePipeline, check_max_frames
 from emofusion.features.vocabulary import TextConfig
 from emofusion.features.word_vectors import WordVectors
 from emofusion.inference.predict import autocast, pick_device
 from emofusion.models import MODEL_SPECS, ModelConfig, canonical_name, modalities_of, speech_feature, text_feature
+from emofusion.precision import hardware_summary, resolve_precision
 from emofusion.records import Utterance, session_sort_key
 from emofusion.runtime import tune_allocator
 from emofusion.training import distributed
@@ -57,12 +65,18 @@ def train(
     progress: bool = True,
     provenance: dict | None = None,
     on_epoch_end: Callable[[int, dict], None] | None = None,
+    overwrite: bool = False,
 ) -> TrainedModel:
     """Train ``model_name`` on ``train_utterances`` and save it to ``out_dir``.
 
     Re-running with the same arguments resumes an interrupted run, or returns the finished model.
     Under torchrun every process calls this alike and trains one data-parallel model
     (`emofusion.training.distributed`); rank 0 writes the run folder.
+
+    Raises:
+        ConfigError: ``out_dir`` holds a different run and ``overwrite`` is not set, or the
+            requested precision does not run on ``device``.
+        TrainingError: the loss became NaN or infinite (nothing is saved for that epoch).
     """
     tune_allocator()
     name = canonical_name(model_name)
@@ -77,15 +91,22 @@ def train(
     progress = progress and main
     distributed.per_process_batch(train_config.batch_size, group)  # refuse an uneven split early
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: the run folder is a file; choose another folder")
 
     data = usable(train_utterances, modalities)
     if not data:
         raise ConfigError(f"{name} needs {' and '.join(sorted(modalities))}; no training utterance has it")
-    fingerprint = _fingerprint(name, data, labels, seed, acoustic, text_config, model_config, train_config)
-    finished = _finished_model(out, fingerprint, device)
+    if "speech" in modalities:
+        check_max_frames(acoustic, "acoustic config")
+    precision = resolve_precision(train_config.precision, device)
+    identity = _identity(name, data, labels, seed, precision, acoustic, text_config, model_config, train_config)
+    fingerprint = _fingerprint(identity, data)
+    finished = _finished_model(out, fingerprint, identity, device, overwrite, main)
     if finished is not None:
         return finished
+    checkpoint = _read_checkpoint(out / CHECKPOINT_FILE, fingerprint, identity, overwrite)
+    out.mkdir(parents=True, exist_ok=True)
 
     speech_kind, text_kind = speech_feature(name) or "acoustic", text_feature(name) or "words"
     if cache is None and "speech" in modalities:
@@ -104,25 +125,29 @@ def train(
     )
     encoded = encode_utterances(pipeline, data, labels=labels, cache=cache, frames=frames, progress=progress)
 
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    model = build_for_pipeline(name, pipeline, n_classes=len(labels), config=model_config).to(device)
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=train_config.learning_rate)
-    generator = torch.Generator().manual_seed(seed)  # batch order: the same stream in every process
-    if group is not None and group.rank > 0:
-        torch.manual_seed(seed + 1_000_003 * group.rank)  # dropout: each process its own stream
+    model, optimizer, generator = _fresh_start(name, labels, pipeline, model_config, train_config, seed, device, group)
     class_weights = _class_weights(encoded.labels, len(labels)) if MODEL_SPECS[name].balanced_loss else None
-
-    start_epoch, history = _resume(out / CHECKPOINT_FILE, fingerprint, model, optimizer, generator, group)
+    start_epoch, history = 0, []
+    if checkpoint is not None:
+        resumed = _resume(out / CHECKPOINT_FILE, checkpoint, model, optimizer, generator, group)
+        if resumed is None:  # a damaged checkpoint may have half-loaded: start clean, as a fresh run would
+            model, optimizer, generator = _fresh_start(
+                name, labels, pipeline, model_config, train_config, seed, device, group
+            )
+        else:
+            start_epoch, history = resumed
     # DDP all-reduces the gradients in backward; `model` stays the plain module (weights, R(w)).
     stepper = torch.nn.parallel.DistributedDataParallel(model) if group is not None else model
     started = time.time()
     for epoch in range(start_epoch, train_config.epochs):
         stats = _train_epoch(
-            stepper, model, encoded, optimizer, generator, train_config, device, epoch, progress, group, class_weights
+            stepper, model, encoded, optimizer, generator, train_config, precision, device, epoch, progress, group,
+            class_weights,
         )
         history.append(stats)
-        _save_checkpoint(out / CHECKPOINT_FILE, fingerprint, epoch + 1, model, optimizer, generator, history, group)
+        _save_checkpoint(
+            out / CHECKPOINT_FILE, fingerprint, identity, epoch + 1, model, optimizer, generator, history, group
+        )
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, stats)
 
@@ -130,6 +155,9 @@ def train(
         "fingerprint": fingerprint,
         "seed": seed,
         "train_config": train_config.to_dict(),
+        # What the weights were computed in ("auto" above resolves to one of these) and on what.
+        "precision": precision,
+        "hardware": hardware_summary(device),
         "history": history,
         "train_seconds": round(time.time() - started, 2),
         "n_train": len(data),
@@ -147,6 +175,18 @@ def train(
     return load_trained(out, device)
 
 
+def _fresh_start(name, labels, pipeline, model_config, train_config, seed, device, group):
+    """Seeded model, optimiser and shuffling generator of epoch 0."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    model = build_for_pipeline(name, pipeline, n_classes=len(labels), config=model_config).to(device)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=train_config.learning_rate)
+    generator = torch.Generator().manual_seed(seed)  # batch order: the same stream in every process
+    if group is not None and group.rank > 0:
+        torch.manual_seed(seed + 1_000_003 * group.rank)  # dropout: each process its own stream
+    return model, optimizer, generator
+
+
 def _class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
     """n / (k * n_c) per class c (sklearn's "balanced"); a class absent from training weighs 0."""
     counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
@@ -157,7 +197,7 @@ def _class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
 
 
 def _train_epoch(
-    stepper, model, encoded: EncodedSet, optimizer, generator, cfg: TrainConfig, device, epoch, progress,
+    stepper, model, encoded: EncodedSet, optimizer, generator, cfg: TrainConfig, precision, device, epoch, progress,
     group=None, class_weights=None,
 ) -> dict:
     """One epoch. ``stepper`` is ``model`` itself, or its DistributedDataParallel wrapper."""
@@ -172,10 +212,10 @@ def _train_epoch(
         if len(b) >= world
     ]
     bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False, disable=not progress)
-    for index in bar:
+    for number, index in enumerate(bar, start=1):
         mine = distributed.share(index, group)
         inputs, targets = collate(encoded, mine, device), torch.from_numpy(encoded.labels[mine]).to(device)
-        with autocast(device, cfg.bf16):
+        with autocast(device, precision == "bf16"):
             logits = stepper(**inputs)
         weight = class_weights.to(device) if class_weights is not None else None
         loss = F.cross_entropy(logits.float(), targets, weight=weight)
@@ -184,13 +224,26 @@ def _train_epoch(
         # up to each share's own weight sum).
         penalty = cfg.l2_lambda * model.l2_penalty() if getattr(model, "uses_l2", False) else torch.zeros((), device=device)
         objective = loss * (len(mine) * world / len(index)) + penalty
+        value = loss.item() + penalty.item()
+        # Every process decides together: one leaving alone would leave the others in all-reduce.
+        diverged = distributed.sum_over_processes([0.0 if math.isfinite(value) else 1.0], group)[0] > 0
+        if diverged:
+            # Stop before the step spreads it into every weight: a NaN model predicts one class
+            # for everything and would otherwise be saved as a "successful" run.
+            bar.close()
+            raise TrainingError(
+                f"training {getattr(model, 'name', 'the model')} diverged: the loss is {value} at epoch "
+                f"{epoch + 1}, batch {number} of {len(batches)}. Nothing was saved for this epoch. Non-finite "
+                "input features (a damaged feature cache: delete it to recompute) or too high a learning "
+                "rate cause this."
+            )
         optimizer.zero_grad(set_to_none=True)
         objective.backward()
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
         n = len(targets)
-        total_loss += (loss.item() + penalty.item()) * n
+        total_loss += value * n
         correct += int((logits.argmax(1) == targets).sum())
         seen += n
         bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
@@ -202,27 +255,75 @@ def _train_epoch(
     return stats
 
 
-def _fingerprint(name, data, labels, seed, acoustic, text_config, model_config, train_config) -> str:
+def _identity(name, data, labels, seed, precision, acoustic, text_config, model_config, train_config) -> dict:
+    """Everything that decides a run's weights, flat, so two runs' differences can be named."""
+    identity = {"model": name, "labels": list(labels), "seed": seed, "precision": precision, "n_train": len(data)}
+    for prefix, config in (("acoustic", acoustic), ("text", text_config), ("model_config", model_config),
+                           ("train_config", train_config)):
+        identity.update({f"{prefix}.{k}": v for k, v in config.to_dict().items()})
+    return identity
+
+
+def _fingerprint(identity: dict, data) -> str:
     ids = hashlib.sha256("\n".join(u.id for u in data).encode()).hexdigest()
-    blob = json.dumps(
-        [name, ids, list(labels), seed, acoustic.to_dict(), text_config.to_dict(), model_config.to_dict(), train_config.to_dict()],
-        sort_keys=True,
-    )
+    blob = json.dumps([identity, ids], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
-def _finished_model(out: Path, fingerprint: str, device) -> TrainedModel | None:
-    meta = out / META_FILE
-    if meta.is_file():
+def _identity_of_run(meta: dict) -> dict:
+    """The `_identity` of a finished run, read back from its model.json (keys it lacks are absent)."""
+    identity = {"model": meta.get("name"), "labels": meta.get("labels"), "seed": meta.get("seed"),
+                "precision": meta.get("precision"), "n_train": meta.get("n_train")}
+    pipeline = meta.get("pipeline") if isinstance(meta.get("pipeline"), dict) else {}
+    text = pipeline.get("text") if isinstance(pipeline.get("text"), dict) else {}
+    for prefix, config in (("acoustic", pipeline.get("acoustic")), ("text", text.get("config")),
+                           ("model_config", meta.get("model_config")), ("train_config", meta.get("train_config"))):
+        if isinstance(config, dict):
+            identity.update({f"{prefix}.{k}": v for k, v in config.items()})
+    return identity
+
+
+def _refuse_other_run(out: Path, what: str, theirs: dict | None, ours: dict) -> None:
+    if theirs is None:
+        differences = "unknown configuration"
+    elif theirs.get("precision") is None:
+        differences = "made by an earlier emofusion, before runs recorded their precision"
+    else:
+        changed = [k for k in ours if k in theirs and theirs[k] != ours[k]]
+        shown = [f"{k} {theirs[k]!r} -> {ours[k]!r}" for k in changed[:6]]
+        if len(changed) > 6:
+            shown.append(f"{len(changed) - 6} more")
+        differences = ", ".join(shown) if shown else "the training utterances differ"
+    raise ConfigError(
+        f"{out} holds {what} of a different configuration ({differences}). Refusing to replace it: "
+        "pass --overwrite (overwrite=True) to train over it, or choose another output folder."
+    )
+
+
+def _finished_model(out: Path, fingerprint: str, identity: dict, device, overwrite: bool, main: bool) -> TrainedModel | None:
+    meta_path = out / META_FILE
+    if not meta_path.exists():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, OSError, UnicodeDecodeError):
+        meta = None
+    if isinstance(meta, dict) and meta.get("fingerprint") == fingerprint:
         try:
-            if json.loads(meta.read_text(encoding="utf-8")).get("fingerprint") == fingerprint:
-                return load_trained(out, device)
-        except (json.JSONDecodeError, OSError):
-            pass
+            return load_trained(out, device)
+        except ConfigError as exc:
+            if not overwrite:
+                raise ConfigError(f"{exc}. Pass --overwrite (overwrite=True) to train this run again.") from None
+    elif not overwrite:
+        _refuse_other_run(out, "a trained model", _identity_of_run(meta) if isinstance(meta, dict) else None, identity)
+    # Overwriting: the old model goes now, so an interrupted new run resumes instead of meeting it.
+    if main:
+        for name in (META_FILE, WEIGHTS_FILE):
+            (out / name).unlink(missing_ok=True)
     return None
 
 
-def _save_checkpoint(path: Path, fingerprint, epoch, model, optimizer, generator, history, group=None) -> None:
+def _save_checkpoint(path: Path, fingerprint, identity, epoch, model, optimizer, generator, history, group=None) -> None:
     # Every process's dropout stream is saved (by rank 0, the only writer), so a resumed
     # data-parallel run continues exactly as an uninterrupted one.
     rng_by_rank = distributed.gather(torch.get_rng_state(), group)
@@ -230,6 +331,7 @@ def _save_checkpoint(path: Path, fingerprint, epoch, model, optimizer, generator
         return
     state = {
         "fingerprint": fingerprint,
+        "identity": json.dumps(identity),
         "epoch": epoch,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -245,24 +347,62 @@ def _save_checkpoint(path: Path, fingerprint, epoch, model, optimizer, generator
         torch.save(state, tmp)
 
 
-def _resume(path: Path, fingerprint, model, optimizer, generator, group=None) -> tuple[int, list[dict]]:
-    if not path.is_file():
-        return 0, []
-    # weights_only: a checkpoint is tensors and plain containers, never arbitrary objects.
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if state.get("fingerprint") != fingerprint:
-        return 0, []  # a different run's checkpoint: start over (it is overwritten after epoch 1)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    generator.set_state(state["generator"])
-    by_rank = state.get("torch_rng_by_rank")
-    if group is not None and by_rank is not None and len(by_rank) == group.world:
-        torch.set_rng_state(by_rank[group.rank])
-    elif group is None or group.is_main:
-        torch.set_rng_state(state["torch_rng"])
-    if "cuda_rng" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
-    return int(state["epoch"]), json.loads(state["history"])
+def _read_checkpoint(path: Path, fingerprint, identity, overwrite) -> dict | None:
+    """This run's checkpoint state, or None (none there, unreadable, or another run's when overwriting)."""
+    if not path.exists():
+        return None
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder where the checkpoint file belongs; remove it")
+    try:
+        # weights_only: a checkpoint is tensors and plain containers, never arbitrary objects. One
+        # that needs more (or is damaged) is ignored, never loaded unsafely.
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or not isinstance(state.get("fingerprint"), str):
+            raise ValueError("not an emofusion checkpoint")
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, zipfile errors...
+        _ignore_checkpoint(path, exc)
+        return None
+    if state["fingerprint"] == fingerprint:
+        return state
+    if not overwrite:
+        try:
+            theirs = json.loads(state.get("identity", "null"))
+        except (TypeError, json.JSONDecodeError):
+            theirs = None
+        _refuse_other_run(path.parent, "an unfinished run", theirs if isinstance(theirs, dict) else None, identity)
+    return None  # overwriting: start over (the checkpoint is replaced after epoch 1)
+
+
+def _resume(path: Path, state: dict, model, optimizer, generator, group=None) -> tuple[int, list[dict]] | None:
+    """Load ``state`` into the run; None if it does not fit (the objects may be half-loaded then)."""
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        by_rank = state.get("torch_rng_by_rank")
+        if group is not None and by_rank is not None and len(by_rank) == group.world:
+            torch.set_rng_state(by_rank[group.rank])
+        elif group is None or group.is_main:
+            torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        return int(state["epoch"]), json.loads(state["history"])
+    except Exception as exc:  # missing keys, wrong shapes or types: a damaged checkpoint
+        _ignore_checkpoint(path, exc)
+        return None
+
+
+def _ignore_checkpoint(path: Path, exc: Exception) -> None:
+    if isinstance(exc, pickle.UnpicklingError):
+        # torch's own message offers unsafe loading; a checkpoint we cannot trust is never loaded.
+        reason = "it holds objects other than tensors and plain containers"
+    else:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    print(
+        f"emofusion: ignoring {path}: not a readable emofusion checkpoint ({reason}). Training starts from "
+        "epoch 1 and replaces it after the first epoch (delete it to silence this).",
+        file=sys.stderr,
+    )
 
 
 def _provenance() -> dict:

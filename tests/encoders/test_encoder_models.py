@@ -117,7 +117,7 @@ def test_encoder_model_overfits_saves_loads_and_predicts(encoders_extra, offline
     trained = train(
         name, utts, labels=LABELS, out_dir=tmp_path / name, cache=tiny["cache"], acoustic=tiny["acoustic"],
         text_config=tiny["text"], model_config=small_model_config(),
-        train_config=TrainConfig(epochs=25, batch_size=8, learning_rate=3e-3, bf16=False), seed=0, progress=False,
+        train_config=TrainConfig(epochs=25, batch_size=8, learning_rate=3e-3, precision="fp32"), seed=0, progress=False,
     )
     history = trained.meta["history"]
     assert history[-1]["loss"] < history[0]["loss"] / 2

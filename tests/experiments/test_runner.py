@@ -20,7 +20,7 @@ from emofusion.training.config import TrainConfig
 
 def _config(tiny, epochs=1):
     return ExperimentConfig(acoustic=tiny["acoustic"], text=tiny["text"], model=small_model_config(),
-                            train=TrainConfig(epochs=epochs, batch_size=8, bf16=False))
+                            train=TrainConfig(epochs=epochs, batch_size=8, precision="fp32"))
 
 
 def _result(fold: str, counts) -> RunResult:

@@ -21,7 +21,7 @@ def text_model(tiny, tmp_path_factory):
     rows = [u for u in tiny["utterances"] if u.session != "3"]
     return train(
         "T-BL", rows, labels=LABELS, out_dir=tmp_path_factory.mktemp("t-bl"), text_config=tiny["text"],
-        model_config=small_model_config(), train_config=TrainConfig(epochs=3, batch_size=8, bf16=False),
+        model_config=small_model_config(), train_config=TrainConfig(epochs=3, batch_size=8, precision="fp32"),
         progress=False,
     )
 

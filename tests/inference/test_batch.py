@@ -26,7 +26,7 @@ def fused(tiny, tmp_path_factory):
     out = tmp_path_factory.mktemp("fused-batch")
     train("M-CBLA-BLR", tiny["utterances"], labels=LABELS, out_dir=out, cache=tiny["cache"], acoustic=tiny["acoustic"],
           text_config=tiny["text"], model_config=small_model_config(),
-          train_config=TrainConfig(epochs=2, batch_size=8, bf16=False), progress=False)
+          train_config=TrainConfig(epochs=2, batch_size=8, precision="fp32"), progress=False)
     return EmotionRecognizer.load(out)
 
 

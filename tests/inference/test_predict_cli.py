@@ -24,7 +24,7 @@ def models(tiny, tmp_path_factory):
         run = tmp_path_factory.mktemp(name)
         train(name, tiny["utterances"], labels=LABELS, out_dir=run, cache=tiny["cache"], acoustic=tiny["acoustic"],
               text_config=tiny["text"], model_config=SMALL,
-              train_config=TrainConfig(epochs=25, batch_size=8, learning_rate=3e-3, bf16=False), progress=False)
+              train_config=TrainConfig(epochs=25, batch_size=8, learning_rate=3e-3, precision="fp32"), progress=False)
         out[name] = run
     return out
 

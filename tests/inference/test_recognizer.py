@@ -20,7 +20,7 @@ def _fit(tiny, out, model):
     return train(
         model, tiny["utterances"], labels=LABELS, out_dir=out, cache=tiny["cache"], acoustic=tiny["acoustic"],
         text_config=tiny["text"], model_config=SMALL,
-        train_config=TrainConfig(epochs=25, batch_size=8, learning_rate=3e-3, bf16=False), progress=False,
+        train_config=TrainConfig(epochs=25, batch_size=8, learning_rate=3e-3, precision="fp32"), progress=False,
     )
 
 

@@ -53,7 +53,7 @@ def _train(name: str, utterances, out: Path) -> EmotionRecognizer:
     train(
         name, utterances, labels=LABELS, out_dir=out, cache=FeatureCache(AcousticConfig(), root=out / "cache"),
         model_config=TINY, text_config=TextConfig(max_tokens=40, extra_vocab=1000),
-        train_config=TrainConfig(epochs=1, batch_size=8, bf16=False), progress=False,
+        train_config=TrainConfig(epochs=1, batch_size=8, precision="fp32"), progress=False,
     )
     return EmotionRecognizer.load(out)
 

@@ -26,7 +26,7 @@ from emofusion.training.trainer import train  # noqa: E402
 
 EPOCHS = 4
 MODEL = dataclasses.replace(small_model_config(), dropout=0.0)
-TRAIN = TrainConfig(epochs=EPOCHS, batch_size=8, learning_rate=3e-3, bf16=False)
+TRAIN = TrainConfig(epochs=EPOCHS, batch_size=8, learning_rate=3e-3, precision="fp32")
 
 
 def run(manifest: Path, vectors: Path, cache: Path, out: Path, stop_after: int | None = None):

@@ -16,7 +16,7 @@ from emofusion.training.trainer import train
 def test_model_overfits_tiny_corpus(tiny, tmp_path, model):
     epochs = 25
     utts = tiny["utterances"]
-    config = TrainConfig(epochs=epochs, batch_size=8, learning_rate=3e-3, bf16=False)
+    config = TrainConfig(epochs=epochs, batch_size=8, learning_rate=3e-3, precision="fp32")
     # The paper's layer kinds and wiring at a quarter of the widths: same code path, seconds not minutes.
     small = ModelConfig(
         dnn_hidden=(128, 64, 32, 16), cnn_filters=(16, 16, 32, 32), speech_lstm_hidden=32, attention_dim=16,

@@ -18,7 +18,7 @@ def _train(tiny, out, *, model="M-CBLA-BLR", epochs=4, seed=0, utts=None, **kwar
     return train(
         model, utts or tiny["utterances"], labels=LABELS, out_dir=out, cache=tiny["cache"],
         acoustic=tiny["acoustic"], text_config=tiny["text"], model_config=SMALL,
-        train_config=kwargs.pop("train_config", TrainConfig(epochs=epochs, batch_size=8, bf16=False)),
+        train_config=kwargs.pop("train_config", TrainConfig(epochs=epochs, batch_size=8, precision="fp32")),
         seed=seed, progress=False, **kwargs,
     )
 
@@ -61,19 +61,25 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tiny, tmp_path):
     assert not (tmp_path / "resumed" / CHECKPOINT_FILE).exists()
 
 
-def test_finished_run_is_reused_and_changed_config_retrains(tiny, tmp_path):
+def test_finished_run_is_reused_and_changed_config_is_refused_unless_overwrite(tiny, tmp_path):
     _train(tiny, tmp_path / "r", epochs=2)
+    before = _weights(tmp_path / "r")
     epochs_run = []
     _train(tiny, tmp_path / "r", epochs=2, on_epoch_end=lambda e, s: epochs_run.append(e))
     assert epochs_run == []
-    _train(tiny, tmp_path / "r", epochs=3, on_epoch_end=lambda e, s: epochs_run.append(e))
-    assert epochs_run == [1, 2, 3]
+    # Re-training into the folder with another configuration used to replace the model silently.
+    with pytest.raises(ConfigError, match=r"holds a trained model of a different configuration "
+                                          r"\(train_config.epochs 2 -> 3\).*--overwrite"):
+        _train(tiny, tmp_path / "r", epochs=3, on_epoch_end=lambda e, s: epochs_run.append(e))
+    assert epochs_run == [] and _same(before, _weights(tmp_path / "r"))
+    trained = _train(tiny, tmp_path / "r", epochs=3, overwrite=True, on_epoch_end=lambda e, s: epochs_run.append(e))
+    assert epochs_run == [1, 2, 3] and len(trained.meta["history"]) == 3
 
 
 def test_l2_models_add_the_sum_of_squared_weights_to_the_loss(tiny, tmp_path):
     # Same seed, same data: M-CBLA-BL and M-CBLA-BLR differ only by the L2 term, so with a strong
     # lambda the R model's loss includes a large penalty and its weights end up smaller.
-    strong = TrainConfig(epochs=3, batch_size=8, bf16=False, l2_lambda=1e-2)
+    strong = TrainConfig(epochs=3, batch_size=8, precision="fp32", l2_lambda=1e-2)
     plain = _train(tiny, tmp_path / "bl", model="M-CBLA-BL", train_config=strong)
     reg = _train(tiny, tmp_path / "blr", model="M-CBLA-BLR", train_config=strong)
     assert not plain.model.uses_l2 and reg.model.uses_l2

@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         utterances, models=args.models, protocols=args.protocol, seeds=range(args.seeds),
         runs_dir=args.runs_dir or args.out / "runs", config=config, cache=cache,
         progress=not args.quiet and is_main_process(),
+        overwrite=args.overwrite,
     )
     if not is_main_process():
         return 0

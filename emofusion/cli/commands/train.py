@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     cache = feature_cache(args, config) if "speech" in modalities_of(name) else None
     common = dict(
         config=config, cache=cache, seed=args.seed, device=args.device, progress=not args.quiet and is_main_process(),
+        overwrite=args.overwrite,
         provenance={"manifest": str(args.manifest), "protocol": args.protocol},
     )
     if args.protocol == "all":
