@@ -154,3 +154,20 @@ def test_predict_json_on_a_tampered_folder_is_one_error_line_never_nan(run, tiny
     captured = capsys.readouterr()
     assert code == 2 and captured.out == ""
     assert "model.json" in captured.err and "std must be positive" in captured.err
+
+
+def test_weights_that_overflow_give_an_error_never_nan_probabilities(run, tiny, capsys):
+    # Finite but absurd weights pass every load check, yet overflow the logits to inf: softmax is
+    # then NaN, which used to be printed (and served) as probabilities.
+    def overflow(state):
+        for name, value in state.items():
+            if name.startswith("head.") and value.dim() == 2:
+                value.fill_(3e38)  # ReLU keeps them positive: the logits reach +inf, softmax computes inf - inf
+
+    _edit_weights(run, overflow)
+    load_trained(run)  # loads: every value is finite
+    utterance = tiny["utterances"][0]
+    code = main(["predict", str(utterance.audio), "--text", utterance.text, "--model", str(run), "--json"])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    assert "non-finite probabilities" in captured.err

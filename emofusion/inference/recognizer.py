@@ -287,6 +287,12 @@ class EmotionRecognizer:
             self._encode_transcripts([p for p, _, _ in parts])
             batch["text_features"] = torch.cat([p.text_features.expand(c, -1) for (p, _, _), c in zip(parts, counts)])
         probabilities = self.backend.probabilities(batch)
+        if not np.isfinite(probabilities).all():
+            # Weights that load (all finite) can still overflow the logits; never report NaN.
+            raise ConfigError(
+                f"{self.name}: the model produced non-finite probabilities (its weights overflow); "
+                "it cannot be used, retrain it"
+            )
         return np.split(probabilities, np.cumsum(counts)[:-1])
 
     def combine(self, prepared: PreparedInput, probabilities: np.ndarray, model_ms: float) -> Prediction:
