@@ -34,6 +34,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from emofusion import __version__
+from emofusion.audio import MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 from emofusion.errors import TextError
 from emofusion.inference.recognizer import EmotionRecognizer, PreparedInput
 from emofusion.service.batcher import MicroBatcher
@@ -44,14 +45,13 @@ from emofusion.service.schemas import ERROR_RESPONSES, HealthResponse, PredictRe
 STATIC = Path(__file__).parent / "static"
 # Multipart framing and the text field ride on top of the audio file in the request body.
 FORM_OVERHEAD_BYTES = 64 * 1024
-# Recordings whose header declares more than this much audio (or an unusual rate) are decoded one
-# at a time in a worker of their own: minutes of audio take seconds to decode, and must not hold
-# every worker meanwhile. Whether the header is acceptable is for the decoder to say; this only
-# decides which queue the request waits in.
+# Recordings whose header declares more than this much audio are decoded one at a time in a worker
+# of their own: minutes of audio take seconds to decode, and must not hold every worker meanwhile.
+# Whether the header is acceptable (rate, channels, length) is for the decoder to say, before it
+# decodes anything; this only decides which queue the request waits in.
 HEAVY_AUDIO_SECONDS = 30.0
-# Samples to decode (all channels), and the rates resampling handles cheaply.
+# The same in samples to decode over all channels (30 s of 48-kHz stereo).
 HEAVY_SAMPLES = int(HEAVY_AUDIO_SECONDS * 48_000 * 2)
-USUAL_RATES = (8_000, 48_000)
 
 DESCRIPTION = """
 Emotion recognition from a spoken utterance and its transcript (speech + text fusion).
@@ -149,9 +149,10 @@ def create_app(
     async def predict(request: Request, audio: UploadFile | None, text: str | None) -> PredictResponse:
         started = time.perf_counter()
         rec: EmotionRecognizer = request.app.state.recognizer
-        limiter = request.app.state.limiter
-        if uses_speech and audio is not None and await anyio.to_thread.run_sync(_is_heavy, audio.file):
-            limiter = request.app.state.heavy_limiter
+        heavy = uses_speech and audio is not None and await anyio.to_thread.run_sync(
+            _is_heavy, audio.file, limits.max_audio_seconds
+        )
+        limiter = request.app.state.heavy_limiter if heavy else request.app.state.limiter
         read_ms = (time.perf_counter() - started) * 1e3
         prepared = await anyio.to_thread.run_sync(
             _prepare, rec, audio if uses_speech else None, text if uses_text else None, limits, torch_threads,
@@ -296,7 +297,7 @@ def _prepare(
     return prepared
 
 
-def _is_heavy(file: IO[bytes]) -> bool:
+def _is_heavy(file: IO[bytes], max_seconds: float) -> bool:
     """Whether the header promises costly decoding (cheap: only the header is read)."""
     try:
         file.seek(0)
@@ -305,9 +306,12 @@ def _is_heavy(file: IO[bytes]) -> bool:
         return False
     finally:
         file.seek(0)
-    if not USUAL_RATES[0] <= info.samplerate <= USUAL_RATES[1]:
-        return True
-    return info.frames / info.samplerate > HEAVY_AUDIO_SECONDS or info.frames * info.channels > HEAVY_SAMPLES
+    if not MIN_SAMPLE_RATE <= info.samplerate <= MAX_SAMPLE_RATE or info.channels > MAX_CHANNELS:
+        return False  # the decoder refuses it from its header, at once
+    seconds = info.frames / info.samplerate
+    if seconds > max_seconds:
+        return False  # likewise
+    return seconds > HEAVY_AUDIO_SECONDS or info.frames * info.channels > HEAVY_SAMPLES
 
 
 def _check_form(request: Request) -> None:

@@ -445,3 +445,21 @@ def test_a_short_request_does_not_queue_behind_long_recordings_being_decoded(fus
     assert decoding_long == 1
     assert [results[i].status_code for i in range(3)] == [200, 200, 200]
     assert all(results[i].json()["windows"] == 24 for i in range(3))
+
+
+def test_only_recordings_the_decoder_will_work_through_take_the_long_lane():
+    """The lane is chosen from the header: long recordings wait for the one long-decoding worker;
+    headers the decoder refuses at once (1 Hz, 8+ channels, over the limit) are never made to wait."""
+    import io as _io
+
+    from emofusion.service.app import _is_heavy
+
+    def header(seconds: float, rate: int, channels: int = 1) -> _io.BytesIO:
+        return _io.BytesIO(wav_bytes(np.zeros((max(1, int(seconds * rate)), channels)) + 0.1, rate))
+
+    assert not _is_heavy(header(3.0, 16000), 600)
+    assert _is_heavy(header(60.0, 8000), 600)
+    assert _is_heavy(header(20.0, 48000, channels=4), 600)  # 3.8 M samples to decode
+    assert not _is_heavy(header(500.0, 1), 600)  # 1 Hz: outside 8-48 kHz
+    assert not _is_heavy(header(700.0, 8000), 600)  # over the limit
+    assert not _is_heavy(_io.BytesIO(b"not audio at all"), 600)
