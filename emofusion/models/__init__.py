@@ -2,7 +2,7 @@
 and the four on frozen pretrained encoders beside them (``ENCODER_MODEL_NAMES``)."""
 
 from emofusion.models.classifier import EmotionClassifier
-from emofusion.models.config import ModelConfig
+from emofusion.models.config import HeadConfig, ModelConfig
 from emofusion.models.registry import (
     ALL_MODEL_NAMES,
     ENCODER_MODEL_NAMES,
@@ -23,6 +23,7 @@ __all__ = [
     "MODEL_NAMES",
     "MODEL_SPECS",
     "EmotionClassifier",
+    "HeadConfig",
     "ModelConfig",
     "ModelSpec",
     "build_model",

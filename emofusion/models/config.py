@@ -91,3 +91,35 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
         return _from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """How an encoder model's head trains, where validation chose otherwise than the run's configs.
+
+    Only the models on frozen pretrained encoders (``ENCODER_MODEL_NAMES``) have one, in the
+    registry, with the validation figure behind each value (docs/results/encoders/); the Table-1
+    models train exactly as ModelConfig and TrainConfig say. None keeps the run's value.
+    """
+
+    dropout: float | None = None  # None: ModelConfig.dropout
+    # L2 on the head's weight matrices (Adam's coupled weight_decay = the gradient of
+    # weight_decay/2 * sum w^2; biases not decayed): a logistic regression on the same pooled
+    # vectors preferred strong L2, which 20 epochs of Adam at 1e-3 alone do not give.
+    weight_decay: float = 0.0
+    epochs: int | None = None  # None: TrainConfig.epochs
+
+    def __post_init__(self) -> None:
+        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"head dropout must be in [0, 1), got {self.dropout}")
+        if isinstance(self.weight_decay, bool) or not isinstance(self.weight_decay, (int, float)) or not self.weight_decay >= 0:
+            raise ConfigError(f"head weight_decay must be a number >= 0, got {self.weight_decay!r}")
+        if self.epochs is not None and (isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1):
+            raise ConfigError(f"head epochs must be a positive integer, got {self.epochs!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "HeadConfig":
+        return _from_dict(cls, data)

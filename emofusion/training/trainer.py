@@ -12,6 +12,7 @@ used): training into a folder that holds a different run, finished or not, is re
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -37,7 +38,7 @@ from emofusion.features.pipeline import FeaturePipeline, check_max_frames
 from emofusion.features.vocabulary import TextConfig
 from emofusion.features.word_vectors import WordVectors
 from emofusion.inference.predict import autocast, pick_device
-from emofusion.models import MODEL_SPECS, ModelConfig, canonical_name, modalities_of, speech_feature, text_feature
+from emofusion.models import MODEL_SPECS, HeadConfig, ModelConfig, canonical_name, modalities_of, speech_feature, text_feature
 from emofusion.precision import hardware_summary, resolve_precision
 from emofusion.records import Utterance, session_sort_key
 from emofusion.runtime import tune_allocator
@@ -66,12 +67,16 @@ def train(
     provenance: dict | None = None,
     on_epoch_end: Callable[[int, dict], None] | None = None,
     overwrite: bool = False,
+    head_config: HeadConfig | None = None,
 ) -> TrainedModel:
     """Train ``model_name`` on ``train_utterances`` and save it to ``out_dir``.
 
     Re-running with the same arguments resumes an interrupted run, or returns the finished model.
     Under torchrun every process calls this alike and trains one data-parallel model
     (`emofusion.training.distributed`); rank 0 writes the run folder.
+
+    ``head_config`` replaces the registry's `HeadConfig` of an encoder model (validation scripts
+    compare heads with it); the Table-1 models have none.
 
     Raises:
         ConfigError: ``out_dir`` holds a different run and ``overwrite`` is not set, or the
@@ -81,8 +86,8 @@ def train(
     tune_allocator()
     name = canonical_name(model_name)
     modalities = modalities_of(name)
-    train_config = train_config or TrainConfig()
-    model_config = model_config or ModelConfig()
+    head = _head_config(name, head_config)
+    model_config, train_config = _with_head(head, model_config or ModelConfig(), train_config or TrainConfig())
     acoustic = acoustic or AcousticConfig()
     text_config = text_config or TextConfig()
     device = distributed.process_device(pick_device(device))
@@ -100,7 +105,7 @@ def train(
     if "speech" in modalities:
         check_max_frames(acoustic, "acoustic config")
     precision = resolve_precision(train_config.precision, device)
-    identity = _identity(name, data, labels, seed, precision, acoustic, text_config, model_config, train_config)
+    identity = _identity(name, data, labels, seed, precision, acoustic, text_config, model_config, train_config, head)
     fingerprint = _fingerprint(identity, data)
     finished = _finished_model(out, fingerprint, identity, device, overwrite, main)
     if finished is not None:
@@ -125,14 +130,14 @@ def train(
     )
     encoded = encode_utterances(pipeline, data, labels=labels, cache=cache, frames=frames, progress=progress)
 
-    model, optimizer, generator = _fresh_start(name, labels, pipeline, model_config, train_config, seed, device, group)
+    model, optimizer, generator = _fresh_start(name, labels, pipeline, model_config, train_config, seed, device, group, head)
     class_weights = _class_weights(encoded.labels, len(labels)) if MODEL_SPECS[name].balanced_loss else None
     start_epoch, history = 0, []
     if checkpoint is not None:
         resumed = _resume(out / CHECKPOINT_FILE, checkpoint, model, optimizer, generator, group)
         if resumed is None:  # a damaged checkpoint may have half-loaded: start clean, as a fresh run would
             model, optimizer, generator = _fresh_start(
-                name, labels, pipeline, model_config, train_config, seed, device, group
+                name, labels, pipeline, model_config, train_config, seed, device, group, head
             )
         else:
             start_epoch, history = resumed
@@ -158,6 +163,7 @@ def train(
         # What the weights were computed in ("auto" above resolves to one of these) and on what.
         "precision": precision,
         "hardware": hardware_summary(device),
+        **({"head_config": head.to_dict()} if head is not None else {}),
         "history": history,
         "train_seconds": round(time.time() - started, 2),
         "n_train": len(data),
@@ -175,16 +181,53 @@ def train(
     return load_trained(out, device)
 
 
-def _fresh_start(name, labels, pipeline, model_config, train_config, seed, device, group):
+def _fresh_start(name, labels, pipeline, model_config, train_config, seed, device, group, head=None):
     """Seeded model, optimiser and shuffling generator of epoch 0."""
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
     model = build_for_pipeline(name, pipeline, n_classes=len(labels), config=model_config).to(device)
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=train_config.learning_rate)
+    optimizer = _optimizer(model, train_config, head)
     generator = torch.Generator().manual_seed(seed)  # batch order: the same stream in every process
     if group is not None and group.rank > 0:
         torch.manual_seed(seed + 1_000_003 * group.rank)  # dropout: each process its own stream
     return model, optimizer, generator
+
+
+def _head_config(name: str, override: HeadConfig | None) -> HeadConfig | None:
+    """The head an encoder model trains with: ``override``, else the registry's; None for Table 1."""
+    registered = MODEL_SPECS[name].head
+    if override is None:
+        return registered
+    if registered is None:
+        raise ConfigError(f"{name} is a Table-1 model: it trains as ModelConfig and TrainConfig say, without a head_config")
+    if not isinstance(override, HeadConfig):
+        raise ConfigError(f"head_config must be a HeadConfig, got {type(override).__name__}")
+    return override
+
+
+def _with_head(head: HeadConfig | None, model_config: ModelConfig, train_config: TrainConfig):
+    """The model and training configs the run really uses: the head's dropout and epochs where it
+    sets them (so model.json records what was trained, and a rebuilt model matches it)."""
+    if head is None:
+        return model_config, train_config
+    if head.dropout is not None:
+        model_config = dataclasses.replace(model_config, dropout=head.dropout)
+    if head.epochs is not None:
+        train_config = dataclasses.replace(train_config, epochs=head.epochs)
+    return model_config, train_config
+
+
+def _optimizer(model, train_config: TrainConfig, head: HeadConfig | None) -> torch.optim.Optimizer:
+    """Adam over the trainable weights; a head's weight_decay on its weight matrices only."""
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if head is None or not head.weight_decay:
+        return torch.optim.Adam([p for _, p in params], lr=train_config.learning_rate)
+    decayed = {id(p) for _, p in model.l2_parameters()}  # weights, not biases (as R(w))
+    groups = [
+        {"params": [p for _, p in params if id(p) in decayed], "weight_decay": head.weight_decay},
+        {"params": [p for _, p in params if id(p) not in decayed], "weight_decay": 0.0},
+    ]
+    return torch.optim.Adam([g for g in groups if g["params"]], lr=train_config.learning_rate)
 
 
 def _class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
@@ -255,12 +298,16 @@ def _train_epoch(
     return stats
 
 
-def _identity(name, data, labels, seed, precision, acoustic, text_config, model_config, train_config) -> dict:
+def _identity(name, data, labels, seed, precision, acoustic, text_config, model_config, train_config, head=None) -> dict:
     """Everything that decides a run's weights, flat, so two runs' differences can be named."""
     identity = {"model": name, "labels": list(labels), "seed": seed, "precision": precision, "n_train": len(data)}
     for prefix, config in (("acoustic", acoustic), ("text", text_config), ("model_config", model_config),
                            ("train_config", train_config)):
         identity.update({f"{prefix}.{k}": v for k, v in config.to_dict().items()})
+    # A head's dropout and epochs are in the configs above; its weight decay only here (left out
+    # when 0, as for every Table-1 model).
+    if head is not None and head.weight_decay:
+        identity["head.weight_decay"] = head.weight_decay
     return identity
 
 
