@@ -5,6 +5,7 @@ Usage (from the repository root, with ../shared/data beside it):
     python recipes/shipped/build.py                      # M-CBLA-BLR -> emofusion/shipped/m-cbla-blr (--model fusion)
     python recipes/shipped/build.py --model S-CBLA       # speech only -> emofusion/shipped/s-cbla (--model speech)
     python recipes/shipped/build.py --model M-CBLA-BLR --out emofusion/shipped/m-cbla-blr --seeds 0 1 2
+    python recipes/shipped/build.py --model M-WT-ST      # the default with the encoders extra -> emofusion/shipped/m-wt-st
 
 The speech is every RAVDESS clip of ``ravdess4.csv`` (actors 01-20, 560 clips, four classes).
 A model that reads text needs a transcript per clip, and RAVDESS has two fixed sentences, so the
@@ -23,7 +24,9 @@ Steps:
 3. export in float16 with the held-out metrics (per seed, mean and std), the data, the command and
    the commit recorded in ``model.json``.
 
-Another model (e.g. one with other encoders) is ``--model NAME``; every other choice stays.
+Another model (e.g. one with other encoders) is ``--model NAME``; every other choice stays. An
+encoder model (M-WT-ST) ships only its head's weights: Whisper tiny.en and MiniLM come from the
+``encoders`` extra's packages, and its held-out check computes their features as prediction does.
 """
 
 from __future__ import annotations
@@ -116,7 +119,7 @@ def summarise(per_seed: dict[int, Metrics]) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default="M-CBLA-BLR", help="a Table-1 model name (default M-CBLA-BLR)")
+    parser.add_argument("--model", default="M-CBLA-BLR", help="a Table-1 or encoder model name (default M-CBLA-BLR)")
     parser.add_argument("--out", type=Path, default=None, help="export folder (default emofusion/shipped/<model>)")
     parser.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--texts-per-clip", type=int, default=4)
@@ -177,8 +180,7 @@ def main(argv: list[str] | None = None) -> None:
         "held_out_evaluation": {
             "protocol": "same recipe trained on sessions 1-4 (actors 01-16), tested on session 5 (actors 17-20"
                         + (", paired4.csv: MELD dev text)" if reads_text else ", ravdess4.csv)"),
-            "scoring": "as EmotionRecognizer.predict: every 2.5-s window of each recording, probabilities "
-                       "averaged weighted by frame count",
+            "scoring": _scoring(final.pipeline),
             **summary,
         },
     }
@@ -195,6 +197,20 @@ def main(argv: list[str] | None = None) -> None:
     check = held_out_score(reloaded, test)
     print(f"shipped to {out} ({sum(f.stat().st_size for f in out.iterdir()) / 1e6:.1f} MB); "
           f"float16 copy scores WA {check.wa:.3f} on session {HELD_OUT_SESSION} (trained on it: not a held-out figure)")
+
+
+def _scoring(pipeline) -> str:
+    """How the held-out check scored, in words: as `EmotionRecognizer.predict` does for this pipeline."""
+    if pipeline.uses_speech and pipeline.speech_kind == "whisper":
+        # Whisper's encoder gives 50 frames per second; a window is its 30-s input.
+        window = f"Whisper tiny.en frames of the recording's real length (windows of {pipeline.max_frames / 50:g} s)"
+    elif pipeline.uses_speech:
+        seconds = pipeline.max_frames * pipeline.acoustic.step_s
+        window = f"every {seconds:g}-s window of each recording, probabilities averaged weighted by frame count"
+    else:
+        window = "the transcript alone"
+    text = "; the transcript as its all-MiniLM-L6-v2 sentence vector" if pipeline.uses_text and pipeline.text_kind == "sentence" else ""
+    return f"as EmotionRecognizer.predict: {window}{text}"
 
 
 def _config(meta):
