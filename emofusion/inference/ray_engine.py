@@ -111,10 +111,11 @@ class _ChunkPredictor:
 def _shared_model(model, backend) -> tuple[Path, str | None]:
     """The model every worker loads: an onnx backend's run folder is exported once, here."""
     from emofusion.inference.backends import exported
-    from emofusion.inference.recognizer import SHIPPED_MODEL
+    from emofusion.inference.shipped import shipped_model_path
 
-    path = Path(model) if model is not None else SHIPPED_MODEL
-    if backend in ("onnx", "onnx-int8") and path.suffix.lower() != ".onnx":
+    onnx = backend in ("onnx", "onnx-int8")
+    path = shipped_model_path(model, onnx=onnx)  # None: the default, as EmotionRecognizer.load resolves it
+    if onnx and path.suffix.lower() != ".onnx":
         return exported(path, quantize="int8" if backend == "onnx-int8" else None), "onnx"
     return path, backend
 

@@ -41,15 +41,14 @@ from emofusion.features.encoders.whisper import SAMPLE_RATE as WHISPER_RATE
 from emofusion.features.encoders.whisper import shared_encoder as shared_whisper_encoder
 from emofusion.inference.backends import BACKENDS, TorchBackend, load_onnx
 from emofusion.inference.limits import InputLimits
+from emofusion.inference.shipped import PAPER_FUSION_MODEL, SHIPPED_DIR, SHIPPED_MODELS, shipped_model_path  # noqa: F401
 
 if TYPE_CHECKING:
     from emofusion.asr.transcriber import AsrConfig
     from emofusion.inference.timeline import Timeline
 
-SHIPPED_DIR = Path(__file__).resolve().parents[1] / "shipped"
-# The models that ship in the package, by the names `--model` accepts.
-SHIPPED_MODELS = {"fusion": SHIPPED_DIR / "m-cbla-blr", "speech": SHIPPED_DIR / "s-cbla"}
-SHIPPED_MODEL = SHIPPED_MODELS["fusion"]
+# The paper's fusion model M-CBLA-BLR (the default without the encoders extra; ONNX export's default).
+SHIPPED_MODEL = PAPER_FUSION_MODEL
 
 
 @dataclass(frozen=True)
@@ -119,8 +118,9 @@ class EmotionRecognizer:
         threads: int | None = None,
         asr: "AsrConfig | None" = None,
     ) -> "EmotionRecognizer":
-        """Load a run folder written by `emofusion train`, or a shipped model: None or "fusion" (the
-        default M-CBLA-BLR), "speech" (S-CBLA, no transcript needed).
+        """Load a run folder written by `emofusion train`, or a shipped model (`emofusion.inference.shipped`):
+        None or "fusion" (the default: M-WT-ST with the encoders extra, else M-CBLA-BLR, said once),
+        "fusion-encoders" (M-WT-ST), "fusion-paper" (M-CBLA-BLR), "speech" (S-CBLA, no transcript needed).
 
         ``backend``: ``"torch"``; ``"onnx"`` runs the model in onnxruntime (a ``.onnx`` file from
         ``emofusion export``, or a run folder exported once into the cache); ``"onnx-int8"`` the same,
@@ -128,7 +128,7 @@ class EmotionRecognizer:
         file, else ``"torch"``. ``threads``: onnxruntime's threads (default 1). ``asr``: the Whisper
         model used when a transcript must be made (default: the bundled tiny.en).
         """
-        path = SHIPPED_MODELS.get(model, Path(model)) if isinstance(model, str) else Path(model or SHIPPED_MODEL)
+        path = shipped_model_path(model, onnx=backend in ("onnx", "onnx-int8"))
         if backend is None:
             backend = "onnx" if path.suffix.lower() == ".onnx" else "torch"
         if backend not in BACKENDS:

@@ -121,7 +121,7 @@ def test_the_file_carries_labels_features_normalisation_and_vocabulary(shipped, 
 
 
 def test_onnx_backend_predicts_what_torch_predicts(exported):
-    torch_rec = EmotionRecognizer.load()
+    torch_rec = EmotionRecognizer.load("fusion-paper")
     onnx_rec = EmotionRecognizer.load(exported["fp32"])  # a .onnx file picks the onnx backend
     assert onnx_rec.backend.name == "onnx" and onnx_rec.trained.model is None
     items = [(str(p), t) for p, t in zip(EXAMPLES, TEXTS)]
@@ -138,7 +138,7 @@ def test_int8_export_agrees_with_pytorch_on_real_clips(shared_data, exported):
     from emofusion.corpora.manifest import read_manifest
 
     rows = read_manifest(shared_data / "bench" / "paired4.csv")
-    torch_rec = EmotionRecognizer.load()
+    torch_rec = EmotionRecognizer.load("fusion-paper")
     int8_rec = EmotionRecognizer.load(exported["int8"])
     prepared = [torch_rec.prepare(u.audio, u.text) for u in rows]
     want = np.array([[p.probabilities[c] for c in torch_rec.labels] for p in torch_rec.predict_prepared(prepared)])
@@ -160,19 +160,20 @@ def test_int8_export_agrees_with_pytorch_on_real_clips(shared_data, exported):
 
 def test_run_folder_with_onnx_backend_is_exported_once_into_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("EMOFUSION_CACHE", str(tmp_path))
-    first = EmotionRecognizer.load(backend="onnx-int8")
+    first = EmotionRecognizer.load(backend="onnx-int8")  # the default, in onnxruntime: the paper's model
+    assert first.name == "M-CBLA-BLR"
     cached = list((tmp_path / "onnx").glob("*.onnx"))
     assert len(cached) == 1 and cached[0].name.endswith("-int8.onnx")
     stamp = cached[0].stat().st_mtime_ns
     again = EmotionRecognizer.load(backend="onnx-int8")
     assert again.backend.path == cached[0] and cached[0].stat().st_mtime_ns == stamp
     p = first.predict(str(EXAMPLES[0]), TEXTS[0])
-    assert p.label == EmotionRecognizer.load().predict(str(EXAMPLES[0]), TEXTS[0]).label
+    assert p.label == EmotionRecognizer.load("fusion-paper").predict(str(EXAMPLES[0]), TEXTS[0]).label
 
 
 def test_predict_cli_with_onnx_backend(exported, capsys):
     args = ["predict", str(EXAMPLES[1]), "--text", TEXTS[1], "--json"]
-    assert main(args) == 0
+    assert main([*args, "--model", "fusion-paper"]) == 0
     want = json.loads(capsys.readouterr().out)
     assert main([*args, "--model", str(exported["fp32"]), "--backend", "onnx"]) == 0
     got = json.loads(capsys.readouterr().out)
@@ -187,7 +188,7 @@ def test_service_with_onnx_backend_answers_like_torch(exported):
 
     audio = EXAMPLES[2].read_bytes()
     answers = []
-    for recognizer in (EmotionRecognizer.load(), EmotionRecognizer.load(exported["int8"])):
+    for recognizer in (EmotionRecognizer.load("fusion-paper"), EmotionRecognizer.load(exported["int8"])):
         with TestClient(create_app(recognizer)) as client:
             r = client.post("/v1/predict", files={"audio": ("clip.flac", audio)}, data={"text": TEXTS[2]})
             assert r.status_code == 200, r.text
@@ -254,3 +255,13 @@ def test_a_model_on_pretrained_encoder_features_is_refused(shipped, tmp_path):
     with pytest.raises(ExportError, match="pretrained encoders"):
         export_onnx(trained, tmp_path / "s-wt.onnx")
     assert not list(tmp_path.iterdir())
+
+
+def test_exporting_the_shipped_encoder_default_is_refused_clearly_and_writes_nothing(tmp_path, capsys):
+    from emofusion.inference.shipped import SHIPPED_MODELS
+
+    out = tmp_path / "m-wt-st.onnx"
+    assert main(["export", str(SHIPPED_MODELS["fusion-encoders"]), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "M-WT-ST reads features of pretrained encoders" in err and "Table-1 models" in err
+    assert "Traceback" not in err and not out.exists()

@@ -15,7 +15,7 @@ SENTENCE = "Kids are talking by the door."
 
 @pytest.fixture(scope="module")
 def shipped():
-    return EmotionRecognizer.load()
+    return EmotionRecognizer.load("fusion-paper")  # the default only without the encoders extra
 
 
 def test_shipped_model_is_the_papers_best_fusion_model_stored_small(shipped):

@@ -15,6 +15,7 @@ import soundfile as sf
 from emofusion.asr.vad import Region
 from emofusion.cli.main import main
 from emofusion.errors import AudioError, MissingExtraError
+from emofusion.features.encoders import extra as encoders_extra
 from emofusion.inference.recognizer import SHIPPED_MODELS, EmotionRecognizer
 from emofusion.inference.timeline import NO_SPEECH, Segment, _overall, cut_regions
 
@@ -76,7 +77,8 @@ def timeline_json(asr_extra, conversation):
 def test_timeline_json_has_the_documented_shape(timeline_json):
     body = timeline_json
     assert {"label", "probabilities", "segments"} <= set(body)
-    assert body["model"] == "M-CBLA-BLR" and body["transcriber"].startswith("whisper-tiny.en")
+    default = "M-WT-ST" if encoders_extra.available() else "M-CBLA-BLR"  # the default fusion model
+    assert body["model"] == default and body["transcriber"].startswith("whisper-tiny.en")
     for s in body["segments"]:
         assert set(s) == {"start", "end", "text", "label", "probabilities", "model", "error"}
         assert isinstance(s["start"], float) and isinstance(s["end"], float) and s["start"] < s["end"]

@@ -10,6 +10,7 @@ import pytest
 
 from emofusion.corpora.manifest import read_manifest
 from emofusion.evaluation.metrics import Metrics, compute_metrics
+from emofusion.features.encoders import extra
 from emofusion.inference.recognizer import EmotionRecognizer
 
 BUILD = Path(__file__).resolve().parents[2] / "recipes" / "shipped" / "build.py"
@@ -25,13 +26,26 @@ def build():
 
 def test_held_out_score_is_what_predict_gives_with_every_window(build, shared_data):
     rows = [u for u in read_manifest(shared_data / "bench" / "paired4.csv") if u.session == "5"][:12]
-    recognizer = EmotionRecognizer.load()
+    recognizer = EmotionRecognizer.load("fusion-paper")
     predictions = [recognizer.predict(u.audio, u.text) for u in rows]
     assert max(p.windows for p in predictions) > 1  # the clips are longer than one 2.5-s window
     expected = compute_metrics([u.label for u in rows], [p.label for p in predictions], recognizer.labels)
     got = build.held_out_score(recognizer.trained, rows)
     assert (got.wa, got.ua, got.n) == (expected.wa, expected.ua, expected.n)
     np.testing.assert_array_equal(got.counts, expected.counts)
+
+
+@pytest.mark.skipif(not extra.available(), reason='needs the encoders extra: pip install "emofusion[encoders]"')
+def test_encoder_models_held_out_score_is_what_predict_gives(build, shared_data):
+    rows = [u for u in read_manifest(shared_data / "bench" / "paired4.csv") if u.session == "5"][:12]
+    recognizer = EmotionRecognizer.load("fusion-encoders")  # Whisper frames + MiniLM vector, computed per call
+    predictions = [recognizer.predict(u.audio, u.text) for u in rows]
+    expected = compute_metrics([u.label for u in rows], [p.label for p in predictions], recognizer.labels)
+    got = build.held_out_score(recognizer.trained, rows)
+    assert (got.wa, got.ua, got.n) == (expected.wa, expected.ua, expected.n)
+    np.testing.assert_array_equal(got.counts, expected.counts)
+    assert "real length" in build._scoring(recognizer.trained.pipeline)
+    assert "every 2.5-s window" in build._scoring(EmotionRecognizer.load("fusion-paper").trained.pipeline)
 
 
 def test_seeds_are_summarised_as_mean_and_sample_std(build):

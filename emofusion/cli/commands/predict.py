@@ -14,7 +14,8 @@ from pathlib import Path
 from emofusion.errors import ConfigError
 from emofusion.inference.batch import items_from_folder, items_from_manifest, predict_to_csv
 from emofusion.inference.backends import BACKENDS
-from emofusion.inference.recognizer import SHIPPED_MODELS, EmotionRecognizer
+from emofusion.inference.recognizer import EmotionRecognizer
+from emofusion.inference.shipped import shipped_model_path
 
 
 def register(subparsers) -> None:
@@ -24,8 +25,9 @@ def register(subparsers) -> None:
     p.add_argument("--text", default=None,
                    help="the transcript of the audio file (default: transcribed, with the asr extra)")
     p.add_argument("--model", default=None,
-                   help="'fusion' (default: the shipped M-CBLA-BLR), 'speech' (the shipped S-CBLA: no transcript), "
-                        "a run folder or an exported .onnx file")
+                   help="'fusion' (default: the shipped M-WT-ST with the encoders extra, else M-CBLA-BLR), "
+                        "'fusion-encoders' (M-WT-ST), 'fusion-paper' (M-CBLA-BLR), 'speech' (the shipped S-CBLA: "
+                        "no transcript), a run folder or an exported .onnx file")
     p.add_argument("--timeline", action="store_true",
                    help="split the recording into utterances, each with its time, words and emotion")
     p.add_argument("--asr-model", default=None,
@@ -64,7 +66,9 @@ def run(args: argparse.Namespace) -> int:
         from emofusion.asr.transcriber import AsrConfig
 
         asr = AsrConfig(model=args.asr_model)
-    recognizer = EmotionRecognizer.load(args.model, device=args.device, backend=args.backend, asr=asr)
+    # A shipped name resolved once (the default says once why it falls back); Ray workers load the same.
+    model = shipped_model_path(args.model, onnx=args.backend in ("onnx", "onnx-int8"))
+    recognizer = EmotionRecognizer.load(model, device=args.device, backend=args.backend, asr=asr)
     if batch:
         if args.timeline:
             from emofusion.inference.timeline_batch import timelines_to_csv
@@ -76,8 +80,7 @@ def run(args: argparse.Namespace) -> int:
         if args.engine == "ray":
             from emofusion.inference.ray_engine import predict_stream_ray
 
-            model = SHIPPED_MODELS.get(args.model, args.model)  # 'fusion' / 'speech' name shipped folders
-            results = predict_stream_ray(Path(model) if model is not None else None, items, backend=args.backend,
+            results = predict_stream_ray(model, items, backend=args.backend,
                                          address=args.address, workers=args.workers)
         ok, failed = predict_to_csv(recognizer, items, args.out, progress=not args.quiet, workers=args.workers,
                                     results=results)

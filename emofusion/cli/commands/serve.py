@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from emofusion.errors import ConfigError
 from emofusion.inference.backends import BACKENDS
@@ -17,7 +16,10 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("serve", help="run the HTTP API and web page", description=__doc__)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--model", type=Path, default=None, help="a run folder (default: the shipped M-CBLA-BLR)")
+    p.add_argument("--model", default=None,
+                   help="'fusion' (default: the shipped M-WT-ST with the encoders extra, else M-CBLA-BLR; M-CBLA-BLR "
+                        "with an onnx backend), 'fusion-encoders' (M-WT-ST), 'fusion-paper' (M-CBLA-BLR), 'speech' "
+                        "(S-CBLA), a run folder or an exported .onnx file")
     p.add_argument("--backend", choices=BACKENDS, default=None,
                    help="torch (default; onnx for a .onnx --model), onnx or onnx-int8 (onnxruntime; "
                         'pip install "emofusion[onnx]")')
@@ -69,12 +71,17 @@ def settings_of(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from emofusion.inference.recognizer import EmotionRecognizer
+    from emofusion.inference.shipped import shipped_model_path
     from emofusion.service import server
 
     settings = settings_of(args)
+    # A shipped name resolved once, here (the default says once why it falls back): every worker
+    # process loads this same folder.
+    model = shipped_model_path(args.model, onnx=args.backend in ("onnx", "onnx-int8"))
+    settings["model_dir"] = str(model)
     # Load once here so a bad --model fails now with a one-line error, not inside a worker.
     # (For an onnx backend this also exports a run folder into the cache, once, before workers start.)
-    recognizer = EmotionRecognizer.load(args.model, backend=args.backend)
+    recognizer = EmotionRecognizer.load(model, backend=args.backend)
     print(f"emofusion: serving {recognizer.name} ({' + '.join(sorted(recognizer.modalities))}) "
           f"on http://{args.host}:{args.port}/  (API docs at /docs)")
     server.run(settings, recognizer=recognizer if args.workers == 1 else None, host=args.host, port=args.port,
