@@ -57,7 +57,8 @@ def main() -> None:
         fusion = EmotionRecognizer.load("fusion", asr=asr)
         Transcriber.load(asr)
         SpeechDetector.load()
-        models = [("M-CBLA-BLR + Whisper tiny.en", fusion)]
+        # The default fusion model: M-WT-ST with the encoders extra, else M-CBLA-BLR (named as loaded).
+        models = [(f"{fusion.name} + Whisper tiny.en", fusion)]
         if (SHIPPED_MODELS["speech"] / "model.json").is_file():
             models.append(("S-CBLA (speech only, no transcription)", EmotionRecognizer.load("speech")))
         load_s = time.perf_counter() - t0
