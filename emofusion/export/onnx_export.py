@@ -27,8 +27,6 @@ from __future__ import annotations
 import copy
 import io
 import json
-import logging
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +38,7 @@ from torch import nn
 from emofusion import __version__
 from emofusion.artifacts import TrainedModel
 from emofusion.errors import ExportError
+from emofusion.export.quantize import INT8_SETTINGS, quantize_int8, split_lstm_inputs
 from emofusion.extras import require
 from emofusion.fileio import write_bytes_atomic
 
@@ -50,10 +49,6 @@ METADATA_KEY = "emofusion"
 METADATA_FORMAT = 1
 OPSET = 17  # LSTM, GatherElements and dynamic Pad are stable here; onnxruntime >= 1.14 runs it
 QUANTIZATIONS = ("int8",)
-# onnxruntime's dynamic quantisation: weights stored int8, activations quantised per call. The LSTMs
-# and the dense layers hold nearly all weights and time; the embedding table stays float (its rows
-# are the GloVe vectors themselves) and so do the small convolutions.
-INT8_OP_TYPES = ["LSTM", "MatMul", "Gemm"]
 # The exported graph must give PyTorch's probabilities to this absolute tolerance (float32 both).
 MAX_PROBABILITY_DIFFERENCE = 1e-4
 
@@ -81,7 +76,8 @@ def export_onnx(
         trained: a loaded model (`emofusion.artifacts.load_trained`).
         out: the file to write (atomically: a failed export leaves no file).
         quantize: None (float32) or ``"int8"`` (onnxruntime dynamic quantisation of the LSTM and
-            dense weights; the float32 graph is verified first).
+            dense weights, recipe in `emofusion.export.quantize`; the float32 graph it starts from,
+            LSTM inputs split, is verified first).
         source: where the model came from, recorded in the metadata.
 
     Raises:
@@ -104,6 +100,9 @@ def export_onnx(
     checks = check_inputs(trained, model)
     difference = max_difference(model, names, graph, checks, name=trained.name)
     if quantize == "int8":
+        # The split is exact in float: verify it as the traced graph was, then quantise.
+        graph = split_lstm_inputs(graph)
+        difference = max(difference, max_difference(model, names, graph, checks, name=trained.name))
         graph = quantize_int8(graph)
     data = with_metadata(graph, metadata(trained, quantize=quantize, source=source))
     out = Path(out)
@@ -188,24 +187,6 @@ def max_difference(
     return worst
 
 
-def quantize_int8(graph: bytes) -> bytes:
-    """onnxruntime dynamic quantisation of ``graph``'s LSTM and dense weights to int8."""
-    quantization = require("onnxruntime.quantization", "onnx", "int8 quantisation")
-    with tempfile.TemporaryDirectory(prefix="emofusion-onnx-") as tmp:
-        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-        src.write_bytes(graph)
-        # It logs a hint to pre-process with shape inference, which dynamic quantisation of these
-        # op types does not need; silence that one call's log.
-        logging.disable(logging.WARNING)
-        try:
-            quantization.quantize_dynamic(
-                src, dst, weight_type=quantization.QuantType.QInt8, op_types_to_quantize=INT8_OP_TYPES
-            )
-        finally:
-            logging.disable(logging.NOTSET)
-        return dst.read_bytes()
-
-
 def metadata(trained: TrainedModel, *, quantize: str | None, source: str | None) -> dict:
     """What a consumer needs beside the graph: labels, feature config, normalisation, vocabulary."""
     embedding = trained.meta.get("embedding_shape")
@@ -219,6 +200,7 @@ def metadata(trained: TrainedModel, *, quantize: str | None, source: str | None)
         "pipeline": trained.pipeline.state(),
         "embedding_shape": embedding,
         "quantize": quantize,
+        "quantization": INT8_SETTINGS if quantize == "int8" else None,
         "source": source,
         "fingerprint": trained.meta.get("fingerprint"),
         "exported_with": {"emofusion": __version__, "torch": torch.__version__, "opset": OPSET},

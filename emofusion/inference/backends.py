@@ -108,13 +108,16 @@ def open_onnx(path: Path, *, threads: int | None = None) -> tuple[TrainedModel, 
 def exported(run_dir: Path, *, quantize: str | None = None) -> Path:
     """The cached export of a run folder, exporting it first if needed."""
     from emofusion.export.onnx_export import OPSET, export_onnx
+    from emofusion.export.quantize import INT8_SETTINGS
     from emofusion.features.cache import default_cache_root
 
     weights, meta = run_dir / WEIGHTS_FILE, run_dir / META_FILE
     if not weights.is_file() or not meta.is_file():
         raise ConfigError(f"{run_dir}: not a trained model folder (needs {META_FILE} and {WEIGHTS_FILE}) or .onnx file")
     digest = hashlib.sha256()
-    for part in (weights.read_bytes(), meta.read_bytes(), f"{quantize}|{__version__}|{torch.__version__}|{OPSET}".encode()):
+    # The quantisation recipe is part of the key: a changed recipe must not reuse an old export.
+    recipe = json.dumps(INT8_SETTINGS, sort_keys=True) if quantize else ""
+    for part in (weights.read_bytes(), meta.read_bytes(), f"{quantize}|{recipe}|{__version__}|{torch.__version__}|{OPSET}".encode()):
         digest.update(hashlib.sha256(part).digest())
     name = json.loads(meta.read_text(encoding="utf-8")).get("name", "model")
     path = default_cache_root() / "onnx" / f"{name}-{digest.hexdigest()[:20]}{'-' + quantize if quantize else ''}.onnx"

@@ -20,6 +20,7 @@ from emofusion.audio import load_audio  # noqa: E402
 from emofusion.cli.main import main  # noqa: E402
 from emofusion.errors import ConfigError, ExportError  # noqa: E402
 from emofusion.export.onnx_export import METADATA_KEY, export_onnx  # noqa: E402
+from emofusion.export.quantize import INT8_SETTINGS  # noqa: E402
 from emofusion.extras import MissingExtraError, require  # noqa: E402
 from emofusion.features.acoustic import extract_frames  # noqa: E402
 from emofusion.inference.recognizer import SHIPPED_MODEL, EmotionRecognizer  # noqa: E402
@@ -117,7 +118,9 @@ def test_the_file_carries_labels_features_normalisation_and_vocabulary(shipped, 
     assert meta["inputs"] == ["speech", "speech_lengths", "tokens", "text_lengths"]
     assert [i.name for i in session(exported["fp32"]).get_inputs()] == meta["inputs"]
     assert meta["quantize"] is None
-    assert json.loads(session(exported["int8"]).get_modelmeta().custom_metadata_map[METADATA_KEY])["quantize"] == "int8"
+    int8_meta = json.loads(session(exported["int8"]).get_modelmeta().custom_metadata_map[METADATA_KEY])
+    assert int8_meta["quantize"] == "int8" and meta["quantization"] is None
+    assert int8_meta["quantization"] == INT8_SETTINGS and int8_meta["quantization"]["lstm_input_copies"] == 4
 
 
 def test_onnx_backend_predicts_what_torch_predicts(exported):
@@ -135,27 +138,37 @@ def test_onnx_backend_predicts_what_torch_predicts(exported):
 
 
 def test_int8_export_agrees_with_pytorch_on_real_clips(shared_data, exported):
+    """The issue's criterion: labels agree on >= 99% of real clips, probabilities within 0.02,
+    for clips predicted one at a time (as `predict`) and in batches of 8 (as the service's
+    micro-batches hold them)."""
     from emofusion.corpora.manifest import read_manifest
 
     rows = read_manifest(shared_data / "bench" / "paired4.csv")
+    assert len(rows) >= 500
     torch_rec = EmotionRecognizer.load("fusion-paper")
     int8_rec = EmotionRecognizer.load(exported["int8"])
     prepared = [torch_rec.prepare(u.audio, u.text) for u in rows]
-    want = np.array([[p.probabilities[c] for c in torch_rec.labels] for p in torch_rec.predict_prepared(prepared)])
-    got = np.array([[p.probabilities[c] for c in int8_rec.labels] for p in int8_rec.predict_prepared(prepared)])
-    agreement = float((want.argmax(1) == got.argmax(1)).mean())
+
+    def probabilities(rec, size):
+        for p in prepared:
+            p.text_features = None  # computed per recognizer
+        out = [q for i in range(0, len(prepared), size) for q in rec.predict_prepared(prepared[i : i + size])]
+        return np.array([[q.probabilities[c] for c in rec.labels] for q in out])
+
+    want = probabilities(torch_rec, 1)
+    assert np.abs(probabilities(torch_rec, 8) - want).max() <= 1e-5  # PyTorch's answer ignores batching
+    for size in (1, 8):
+        got = probabilities(int8_rec, size)
+        worst = np.abs(got - want).max(axis=1)
+        summary = f"batches of {size}: labels agree on {(want.argmax(1) == got.argmax(1)).mean():.2%}, max {worst.max():.4f}"
+        assert (want.argmax(1) == got.argmax(1)).mean() >= 0.99, summary
+        assert worst.max() <= 0.02, summary
+        assert worst.max() > 0  # it really is a different (quantised) model
+    # One pass over all 560 clips: activation scales are per batch, so the drift grows with the
+    # batch (measured: 1 clip of 560 at 0.023; without the input split, 31 clips, worst 0.088).
+    got = probabilities(int8_rec, len(prepared))
     worst = np.abs(got - want).max(axis=1)
-    within = float((worst <= 0.02).mean())
-    summary = f"labels agree on {agreement:.2%}, {within:.1%} within 0.02, max {worst.max():.3f}"
-    assert len(rows) >= 500
-    assert agreement >= 0.99, summary
-    # int8 recurrences drift on some clips: the speech Bi-LSTM (100 steps) with int8 weights and
-    # activations moves ~5% of clips' probabilities by more than 0.02 (measured max 0.09 with the
-    # shipped model); quantising only the text LSTM keeps every clip within 0.011 but is barely
-    # faster. So: nearly every clip within 0.02, and none far off.
-    assert within >= 0.9, summary
-    assert worst.max() <= 0.15, summary
-    assert worst.max() > 0  # it really is a different (quantised) model
+    assert (worst <= 0.02).mean() >= 0.995 and worst.max() <= 0.03, f"one batch: max {worst.max():.4f}"
 
 
 def test_run_folder_with_onnx_backend_is_exported_once_into_the_cache(tmp_path, monkeypatch):
