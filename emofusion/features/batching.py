@@ -96,3 +96,30 @@ def iterate_batches(
     for index in batch_indices(data, batch_size, shuffle=shuffle, bucket=bucket, generator=generator):
         labels = torch.from_numpy(data.labels[index]).to(device)
         yield collate(data, index, device), labels, index
+
+
+# A second forward pass costs about as much fixed work (graph dispatch, the text network, masks)
+# as this many frame-steps of padding saved: measured on the shipped M-CBLA-BLR, 1 thread, 3-s
+# utterances (one 100-frame and one 19-frame window each), splitting a pass into its long and
+# short windows cost 13% more for 2 utterances (162 steps saved), saved 6% for 4 (324) and 25% for
+# 8 (648) in PyTorch; 1%, 17% and 29% with the onnxruntime int8 graph.
+MIN_SAVED_FRAME_STEPS = 300
+
+
+def length_groups(lengths, min_saved: int = MIN_SAVED_FRAME_STEPS) -> list[np.ndarray]:
+    """Indices of ``lengths`` in one group, or in two (the longer and the shorter sequences) when
+    that pads at least ``min_saved`` fewer steps: a recurrent pass costs per padded step, so a batch
+    of full 2.5-s windows and the short tail windows of the same recordings runs faster as two."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    order = np.argsort(-lengths, kind="stable")
+    ranked = lengths[order]
+    n = len(ranked)
+    if n < 2:
+        return [np.arange(n)]
+    # Split after position k (1..n-1): the first k rows pad to ranked[0], the rest to ranked[k].
+    k = np.arange(1, n)
+    padded = k * ranked[0] + (n - k) * ranked[k]
+    best = int(np.argmin(padded))
+    if n * ranked[0] - padded[best] < min_saved:
+        return [np.arange(n)]
+    return [np.sort(order[: best + 1]), np.sort(order[best + 1 :])]

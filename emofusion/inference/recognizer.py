@@ -35,7 +35,7 @@ from emofusion.artifacts import TrainedModel, load_trained
 from emofusion.audio import TARGET_SAMPLE_RATE, AudioSource, load_audio
 from emofusion.errors import ConfigError, TextError
 from emofusion.features.acoustic import extract_frames
-from emofusion.features.batching import EncodedSet, collate
+from emofusion.features.batching import EncodedSet, collate, length_groups
 from emofusion.features.encoders.cache import as_stored
 from emofusion.features.encoders.whisper import SAMPLE_RATE as WHISPER_RATE
 from emofusion.features.encoders.whisper import shared_encoder as shared_whisper_encoder
@@ -266,27 +266,37 @@ class EmotionRecognizer:
 
     @torch.inference_mode()
     def window_probabilities(self, parts: Sequence[WindowSlice]) -> list[np.ndarray]:
-        """Class probabilities (stop - start, n_classes) of windows start:stop of each utterance, all
-        in one forward pass. A transcript goes through the text network only the first time one of
-        its utterance's windows does (its features are kept on the `PreparedInput`)."""
+        """Class probabilities (stop - start, n_classes) of windows start:stop of each utterance.
+
+        One forward pass, or two when the windows' lengths differ enough (`length_groups`: full
+        2.5-s windows and the short last windows of the same recordings). A transcript goes
+        through the text network only the first time one of its utterance's windows does (its
+        features are kept on the `PreparedInput`)."""
         pipeline = self.trained.pipeline
         counts = [stop - start for _, start, stop in parts]
         if any(c < 1 for c in counts):
             raise ValueError(f"every window slice needs at least one window, got counts {counts}")
         n = sum(counts)
-        batch: dict[str, torch.Tensor] = {}
+        owners = [p for (p, _, _), c in zip(parts, counts) for _ in range(c)]  # the utterance of each window
+        encoded = EncodedSet(labels=np.full(n, -1, dtype=np.int64))
+        lengths = np.ones(n, dtype=np.int64)
         if pipeline.uses_speech:
-            frames = [f for p, start, stop in parts for f in p.windows[start:stop]]
-            speech = EncodedSet(labels=np.full(n, -1, dtype=np.int64), speech=pipeline.speech_inputs(frames))
-            batch.update(collate(speech, np.arange(n), self.device))
+            encoded.speech = pipeline.speech_inputs([f for p, start, stop in parts for f in p.windows[start:stop]])
+            lengths = encoded.speech.lengths
         if pipeline.uses_text and self.backend.reads_tokens:
             # An exported graph is the whole model: each window gets its transcript's word ids.
-            tokens = [p.tokens for (p, _, _), c in zip(parts, counts) for _ in range(c)]
-            batch.update(collate(EncodedSet(labels=np.full(n, -1, dtype=np.int64), tokens=tokens), np.arange(n), self.device))
+            encoded.tokens = [p.tokens for p in owners]
         elif pipeline.uses_text:
             self._encode_transcripts([p for p, _, _ in parts])
-            batch["text_features"] = torch.cat([p.text_features.expand(c, -1) for (p, _, _), c in zip(parts, counts)])
-        probabilities = self.backend.probabilities(batch)
+        probabilities = None
+        for index in length_groups(lengths):
+            batch = collate(encoded, index, self.device)
+            if pipeline.uses_text and not self.backend.reads_tokens:
+                batch["text_features"] = torch.cat([owners[i].text_features for i in index])
+            group = self.backend.probabilities(batch)
+            if probabilities is None:
+                probabilities = np.empty((n, group.shape[1]), dtype=group.dtype)
+            probabilities[index] = group
         if not np.isfinite(probabilities).all():
             # Weights that load (all finite) can still overflow the logits; never report NaN.
             raise ConfigError(

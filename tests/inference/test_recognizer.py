@@ -69,6 +69,32 @@ def test_batch_equals_one_by_one(fused, tiny):
             assert p.probabilities[k] == pytest.approx(single.probabilities[k], abs=1e-5)
 
 
+def test_windows_of_very_different_lengths_run_in_two_passes_with_the_same_answers(fused, tiny):
+    """A batch of full windows and short tails is split by length (`length_groups`); every
+    utterance must still get exactly the answer it gets alone."""
+    from emofusion.features.batching import length_groups
+
+    span = fused.trained.pipeline.max_frames
+    utts = [tiny["utterances"][i % len(tiny["utterances"])] for i in range(12)]
+    items = [(np.concatenate([_tone(u.label, 1.0), _tone("neu", 0.1)]), u.text) for u in utts]  # 1 window + a tail
+    prepared = [fused.prepare(x, t, sample_rate=16000) for x, t in items]
+    lengths = [len(w) for p in prepared for w in p.windows]
+    assert max(lengths) == span and min(lengths) < span // 2
+    assert len(length_groups(lengths)) == 2  # the pass below really is split
+    passes = []
+    hook = fused.trained.model.register_forward_hook(lambda m, a, out: passes.append(out.shape[0]))
+    try:
+        batch = fused.predict_prepared(prepared)
+    finally:
+        hook.remove()
+    assert len(passes) == 2 and sum(passes) == len(lengths)
+    for (x, t), p in zip(items, batch):
+        single = fused.predict(x, t, sample_rate=16000)
+        assert p.windows == single.windows > 1
+        for k in LABELS:
+            assert p.probabilities[k] == pytest.approx(single.probabilities[k], abs=1e-5)
+
+
 def test_other_rates_and_channels_are_accepted(speech_only):
     for rate in (8000, 22050, 44100, 48000):
         x = _tone("neu", rate=rate)
