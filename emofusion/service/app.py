@@ -10,8 +10,8 @@ Inference is CPU-bound and never runs on the event loop, which keeps accepting c
 Decoding and feature extraction (`EmotionRecognizer.prepare`) run in worker threads, at most
 ``concurrency`` at once (more would only time-slice the same cores); recordings longer than
 ``HEAVY_AUDIO_SECONDS`` get one worker of their own, so a 3-s request never queues behind the
-decoding of ten-minute ones. The model runs on one thread that batches every request that queued
-meanwhile and gives long recordings their windows a slice per pass (`MicroBatcher`). Torch uses
+decoding of ten-minute ones (`Lanes`). The model runs on one thread that batches every request that
+queued meanwhile and gives long recordings their windows a slice per pass (`MicroBatcher`). Torch uses
 ``torch_threads`` intra-op threads (1 by default: one utterance is too small for torch's thread
 pool to pay for its synchronisation). ``emofusion serve --workers N`` adds processes.
 """
@@ -25,11 +25,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import IO, Annotated
 
-import anyio
 import soundfile as sf
 import torch
 from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
@@ -39,6 +38,7 @@ from emofusion.errors import TextError
 from emofusion.inference.recognizer import EmotionRecognizer, PreparedInput
 from emofusion.service.batcher import MicroBatcher
 from emofusion.service.handlers import install_handlers
+from emofusion.service.lanes import Lanes
 from emofusion.service.limits import MiB, BodySizeLimit, Limits
 from emofusion.service.schemas import ERROR_RESPONSES, HealthResponse, PredictResponse, TimelineResponse
 
@@ -108,12 +108,12 @@ def create_app(
         previous_threads = torch.get_num_threads()
         if torch_threads is not None:
             torch.set_num_threads(torch_threads)
-        app.state.limiter = anyio.CapacityLimiter(slots)
-        app.state.heavy_limiter = anyio.CapacityLimiter(1)
         app.state.batcher = MicroBatcher(recognizer, max_windows=max_windows_per_pass, torch_threads=torch_threads)
+        app.state.lanes = Lanes(slots, app.state.batcher)
         try:
             yield
         finally:
+            app.state.lanes.close()  # its workers hand their last requests to the batcher
             app.state.batcher.close()
             if torch_threads is not None:
                 torch.set_num_threads(previous_threads)
@@ -146,33 +146,35 @@ def create_app(
         return HealthResponse(status="ok", model=rec.name, labels=list(rec.labels), modalities=sorted(rec.modalities),
                               transcription=_asr_installed())
 
-    async def predict(request: Request, audio: UploadFile | None, text: str | None) -> PredictResponse:
+    async def predict(request: Request, audio: UploadFile | None, text: str | None) -> JSONResponse:
         started = time.perf_counter()
         rec: EmotionRecognizer = request.app.state.recognizer
-        heavy = uses_speech and audio is not None and await anyio.to_thread.run_sync(
-            _is_heavy, audio.file, limits.max_audio_seconds
-        )
-        limiter = request.app.state.heavy_limiter if heavy else request.app.state.limiter
-        read_ms = (time.perf_counter() - started) * 1e3
-        prepared = await anyio.to_thread.run_sync(
-            _prepare, rec, audio if uses_speech else None, text if uses_text else None, limits, torch_threads,
-            limiter=limiter,
-        )
-        prepared.timings_ms["read"] += read_ms
-        prediction = await asyncio.wrap_future(request.app.state.batcher.submit(prepared))
+        audio = audio if uses_speech else None
+
+        def is_heavy() -> bool:
+            return audio is not None and _is_heavy(audio.file, limits.max_audio_seconds)
+
+        def prepare() -> PreparedInput:
+            return _prepare(rec, audio, text if uses_text else None, limits, torch_threads)
+
+        # One chain of threads from here to the model and back (`Lanes`): the loop wakes once.
+        prediction = await asyncio.wrap_future(request.app.state.lanes.predict(is_heavy, prepare))
+        timings = prediction.timings_ms
         body = {
             "label": prediction.label,
             "probabilities": prediction.probabilities,
             "model": rec.name,
             "modalities": list(prediction.modalities),
-            "windows": prediction.windows,
             "transcript": prediction.transcript,
             "transcribed": prediction.transcribed,
-            "timings_ms": {k: round(prediction.timings_ms[k], 3)
-                           for k in ("read", "decode", "transcription", "features", "model") if k in prediction.timings_ms},
+            "windows": prediction.windows,
+            "latency_ms": round((time.perf_counter() - started) * 1e3, 3),
+            "timings_ms": {k: round(timings[k], 3) for k in ("read", "decode", "transcription", "features", "model") if k in timings},
         }
-        body["latency_ms"] = round((time.perf_counter() - started) * 1e3, 3)
-        return PredictResponse(**body)
+        # The body is PredictResponse's fields with their types (the route's response_model
+        # documents it, and a test checks every answer against the schema); handing FastAPI a
+        # finished response skips validating and serialising the same values a second time.
+        return JSONResponse(body)
 
     # The form fields are required exactly when the model uses them, and say so in the schema.
     audio_doc = (
@@ -188,7 +190,7 @@ def create_app(
             audio: Annotated[UploadFile, File(description=audio_doc)],
             text: Annotated[str | None, Form(description=text_doc + " Left out: the recording is transcribed "
                                              "offline (the asr extra) and the transcript returned.")] = None,
-        ) -> PredictResponse:
+        ) -> JSONResponse:
             return await predict(request, audio, text)
 
     elif uses_speech:
@@ -197,7 +199,7 @@ def create_app(
             request: Request,
             audio: Annotated[UploadFile, File(description=audio_doc)],
             text: Annotated[str, Form(description=ignored)] = "",
-        ) -> PredictResponse:
+        ) -> JSONResponse:
             return await predict(request, audio, None)
 
     else:
@@ -206,7 +208,7 @@ def create_app(
             request: Request,
             text: Annotated[str, Form(description=text_doc)],
             audio: Annotated[UploadFile, File(description=ignored)] = None,
-        ) -> PredictResponse:
+        ) -> JSONResponse:
             return await predict(request, None, text)
 
     app.post(
@@ -229,9 +231,8 @@ def create_app(
         started = time.perf_counter()
         rec: EmotionRecognizer = request.app.state.recognizer
         # Long work (Whisper per utterance): one at a time, in the lane for long recordings.
-        result = await anyio.to_thread.run_sync(
-            _timeline, rec, audio, text if uses_text else None, limits, torch_threads,
-            limiter=request.app.state.heavy_limiter,
+        result = await asyncio.wrap_future(
+            request.app.state.lanes.run_long(_timeline, rec, audio, text if uses_text else None, limits, torch_threads)
         )
         body = result.to_json()
         body["latency_ms"] = round((time.perf_counter() - started) * 1e3, 3)
@@ -314,7 +315,8 @@ def _is_heavy(file: IO[bytes], max_seconds: float) -> bool:
     return seconds > HEAVY_AUDIO_SECONDS or info.frames * info.channels > HEAVY_SAMPLES
 
 
-def _check_form(request: Request) -> None:
+async def _check_form(request: Request) -> None:
+    # async: FastAPI runs a plain function dependency in its thread pool, a hop per request.
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind not in ("multipart/form-data", "application/x-www-form-urlencoded"):
         raise HTTPException(
