@@ -7,6 +7,7 @@ hold the model thread until the test has queued everything, so the passes are de
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -147,3 +148,58 @@ def test_close_finishes_what_was_submitted(recorder):
     batcher.close()
     assert all(f.done() and f.exception() is None for f in futures)
     assert [f.result().windows for f in futures] == [2, 4, 1]
+
+
+# ---------------------------------------------------------------- announced requests
+
+
+def test_a_pass_waits_for_an_announced_request_and_takes_it_along(recorder):
+    recorder.gate.set()
+    batcher = MicroBatcher(recorder, max_windows=32, gather_s=10.0)
+    first, second = prepared_of(recorder, 1.0), prepared_of(recorder, 1.0, pitch=440.0)
+    try:
+        batcher.announce()  # `second` is being prepared while `first` arrives
+        started = time.monotonic()
+        futures = [batcher.submit(first)]
+        time.sleep(0.3)
+        futures.append(batcher.submit(second, announced=True))
+        for f in futures:
+            f.result(20)
+        waited = time.monotonic() - started
+    finally:
+        batcher.close()
+    assert [[id(p) for p, _, _ in one] for one in recorder.passes] == [[id(first), id(second)]]
+    assert waited < 5  # it went as soon as the announced request came, not at the 10-s bound
+
+
+def test_a_withdrawn_or_absent_announcement_does_not_hold_the_pass(recorder):
+    recorder.gate.set()
+    batcher = MicroBatcher(recorder, max_windows=32, gather_s=10.0)
+    try:
+        started = time.monotonic()
+        batcher.submit(prepared_of(recorder, 1.0)).result(20)  # nothing announced: no wait at all
+        alone = time.monotonic() - started
+        batcher.announce()
+        started = time.monotonic()
+        future = batcher.submit(prepared_of(recorder, 1.0))
+        time.sleep(0.3)
+        batcher.withdraw()  # its preparation failed: the pass goes without it
+        future.result(20)
+        withdrawn = time.monotonic() - started
+    finally:
+        batcher.close()
+    assert alone < 5 and withdrawn < 5
+    assert len(recorder.passes) == 2
+
+
+def test_the_wait_for_announced_requests_is_bounded(recorder):
+    recorder.gate.set()
+    batcher = MicroBatcher(recorder, max_windows=32, gather_s=0.2)
+    try:
+        batcher.announce()  # never comes
+        started = time.monotonic()
+        batcher.submit(prepared_of(recorder, 1.0)).result(20)
+        waited = time.monotonic() - started
+    finally:
+        batcher.close()
+    assert 0.2 <= waited < 5
