@@ -29,14 +29,33 @@ def test_shipped_model_is_the_papers_best_fusion_model_stored_small(shipped):
     assert weights.stat().st_size < 10_000_000
 
 
+def assert_held_out_check_over_three_seeds(held_out: dict) -> None:
+    """The recipe's held-out check: seeds 0-2 on session 5 (actors 17-20), scored as predict scores,
+    and the recorded mean and std are those of the per-seed figures."""
+    import numpy as np
+
+    assert held_out["seeds"] == [0, 1, 2] and held_out["n"] == 112
+    assert "every 2.5-s window" in held_out["scoring"]
+    per_seed = [held_out["per_seed"][str(s)] for s in held_out["seeds"]]
+    for key in ("wa", "ua"):
+        values = [m[key] for m in per_seed]
+        assert held_out[key]["mean"] == pytest.approx(np.mean(values))
+        assert held_out[key]["std"] == pytest.approx(np.std(values, ddof=1))
+    for m in per_seed:  # each seed's UA is the mean recall of its own confusion counts
+        counts = np.asarray(m["counts"], dtype=float)
+        assert m["ua"] == pytest.approx(np.mean(np.diag(counts) / counts.sum(axis=1)))
+        assert counts.sum() == 112
+    assert 0.25 < held_out["ua"]["mean"] <= 1.0
+
+
 def test_shipped_model_records_its_provenance():
     meta = json.loads((SHIPPED_MODEL / "model.json").read_text())
     prov = meta["provenance"]
     assert prov["command"].startswith("python recipes/shipped/build.py")
     assert "RAVDESS" in prov["data"]["speech"] and "MELD train" in prov["data"]["text"]
-    held_out = prov["held_out_evaluation"]["metrics"]
-    assert held_out["n"] == 112  # paired4 session 5: actors 17-20
-    assert 0.25 < held_out["ua"] <= 1.0
+    held_out = prov["held_out_evaluation"]
+    assert "paired4.csv" in held_out["protocol"]  # MELD dev text beside actors 17-20
+    assert_held_out_check_over_three_seeds(held_out)
     assert len(meta["history"]) == meta["train_config"]["epochs"] == 20
 
 
@@ -66,21 +85,12 @@ def test_shipped_speech_model_is_s_cbla_stored_small():
 
 
 def test_shipped_speech_model_records_a_held_out_check_over_three_seeds():
-    import numpy as np
-
     meta = json.loads((SPEECH_MODEL / "model.json").read_text())
     prov = meta["provenance"]
     assert prov["command"].startswith("python recipes/shipped/build.py --model S-CBLA")
     assert "RAVDESS" in prov["data"]["speech"] and "text" not in prov["data"]
-    held_out = prov["held_out_evaluation"]
-    assert held_out["seeds"] == [0, 1, 2] and held_out["n"] == 112  # ravdess4 session 5: actors 17-20
-    assert "every 2.5-s window" in held_out["scoring"]
-    per_seed = [held_out["per_seed"][str(s)] for s in held_out["seeds"]]
-    for key in ("wa", "ua"):
-        values = [m[key] for m in per_seed]
-        assert held_out[key]["mean"] == pytest.approx(np.mean(values))
-        assert held_out[key]["std"] == pytest.approx(np.std(values, ddof=1))
-    assert 0.25 < held_out["ua"]["mean"] <= 1.0
+    assert "ravdess4.csv" in prov["held_out_evaluation"]["protocol"]
+    assert_held_out_check_over_three_seeds(prov["held_out_evaluation"])
     assert len(meta["history"]) == meta["train_config"]["epochs"] == 20
 
 
