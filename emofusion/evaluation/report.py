@@ -145,9 +145,11 @@ def _summarise(results: Sequence[RunResult]) -> list[_Summary]:
 def _model_rank(model: str) -> tuple[int, str]:
     """The registry's order (Table 1's) first, then other models alphabetically."""
     try:
-        return (MODEL_NAMES.index(canonical_name(model)), "")
+        name = canonical_name(model)
     except ConfigError:
-        return (len(MODEL_NAMES), model)
+        name = model
+    # Registered models beside Table 1 (the pretrained-encoder ones) are not in MODEL_NAMES either.
+    return (MODEL_NAMES.index(name), "") if name in MODEL_NAMES else (len(MODEL_NAMES), name)
 
 
 def _paper_key(model: str) -> str | None:

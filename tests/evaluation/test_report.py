@@ -233,3 +233,16 @@ def test_speech_only_runs_say_no_word_vectors(tmp_path, two_seed_results):
     text = write_report(tmp_path, two_seed_results, title="t", command="c").read_text()
     assert "- **Word vectors**: none (no model here reads text)" in text
     assert "- **Data**: not described" in text
+
+
+def test_models_beside_table_1_follow_its_rows_without_a_paper_value(tmp_path, two_seed_results):
+    # The pretrained-encoder models are registered but are not Table-1 rows: the report must still
+    # be written (it once raised ValueError sorting them), with them after the paper's models.
+    encoder = [RunResult(name, "paper", seed, "Ses05", r.metrics)
+               for name in ("M-CBLA-ST", "T-ST") for seed, r in enumerate(two_seed_results)]
+    text = write_report(tmp_path, encoder + two_seed_results, title="t", command="c").read_text()
+    rows = [line.split("|")[1].strip() for line in text.splitlines()
+            if line.startswith("| ") and line.split("|")[1].strip() in ("S-DNN", "M-CBLA-ST", "T-ST")]
+    assert rows[:3] == ["S-DNN", "M-CBLA-ST", "T-ST"]
+    st_row = next(line for line in text.splitlines() if line.startswith("| T-ST "))
+    assert "(" not in st_row  # no paper value in brackets for a model the paper does not have
