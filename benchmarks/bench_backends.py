@@ -27,7 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_service import (  # noqa: E402  (the service benchmark's client, request and WAV)
-    TEXT, bench_throughput, free_port, multipart, percentiles, three_second_wav,
+    TEXT, bench_throughput, free_port, multipart, percentiles, start_server, three_second_wav,
 )
 
 from emofusion.audio import load_audio  # noqa: E402
@@ -73,25 +73,9 @@ def interleaved(calls: dict[str, callable], n: int, time_limit: float) -> tuple[
     return wall, cpu
 
 
-def start_server(model: Path, backend: str, port: int) -> subprocess.Popen:
-    import http.client
-
-    cmd = [sys.executable, "-m", "emofusion.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port),
-           "--model", str(model), "--backend", backend, "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stderr.read()}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/health")
-            if conn.getresponse().status == 200:
-                return proc
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("server did not start in 600 s")
+def start_server_with(model: Path, backend: str, port: int) -> subprocess.Popen:
+    # A first onnx start exports (and quantises) the model into the cache: allow it minutes.
+    return start_server(model, 1, port, None, extra=["--backend", backend], startup_s=600)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     base_rps = None
     for b in BACKENDS:
         port = free_port()
-        proc = start_server(args.model, b, port)
+        proc = start_server_with(args.model, b, port)
         try:
             bench_throughput(port, proc.pid, body, content_type, args.clients, 100, 60)  # warm-up
             r = bench_throughput(port, proc.pid, body, content_type, args.clients, args.requests, args.time_limit)

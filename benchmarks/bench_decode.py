@@ -29,7 +29,10 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from emofusion.audio import load_audio
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_features import _best_of  # noqa: E402  (one best-of timer for the feature benchmarks)
+
+from emofusion.audio import load_audio  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SHARED = REPO.parent / "shared" / "data"
@@ -106,15 +109,6 @@ def bombs() -> None:
             if len(rows) == 2:
                 print(f"{'':<29}whole-file / streaming: memory {rows['whole-file']['grown'] / rows['streaming']['grown']:.0f}x, "
                       f"time {rows['whole-file']['seconds'] / rows['streaming']['seconds']:.1f}x")
-
-
-def _best_of(repeats: int, fn) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def normal_files(shared: Path, n_clips: int) -> None:

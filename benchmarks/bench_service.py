@@ -126,13 +126,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model: Path, workers: int, port: int, concurrency: int | None) -> subprocess.Popen:
+def start_server(model: Path, workers: int, port: int, concurrency: int | None, *,
+                 extra: list[str] = (), startup_s: float = 120) -> subprocess.Popen:
+    """`emofusion serve` in a subprocess (``extra``: more serve options), once /health answers."""
     cmd = [sys.executable, "-m", "emofusion.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port),
-           "--model", str(model), "--workers", str(workers), "--log-level", "warning"]
+           "--model", str(model), "--workers", str(workers), "--log-level", "warning", *extra]
     if concurrency:
         cmd += ["--concurrency", str(concurrency)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + startup_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited: {proc.stderr.read()}")
@@ -146,7 +148,7 @@ def start_server(model: Path, workers: int, port: int, concurrency: int | None) 
         except OSError:
             time.sleep(0.2)
     proc.kill()
-    raise RuntimeError("server did not start in 120 s")
+    raise RuntimeError(f"server did not start in {startup_s:g} s")
 
 
 def cpu_seconds(pid: int) -> float | None:

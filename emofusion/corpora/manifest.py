@@ -145,8 +145,9 @@ def write_manifest(utterances: Iterable[Utterance], path: str | Path) -> None:
         raise
 
 
-def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """Header and (starting line, values) of every non-blank row, shape-checked."""
+def read_csv_records(path: Path) -> list[tuple[int, list[str]]]:
+    """(starting line, values) of every non-blank record of a CSV file, header included; unreadable
+    files (missing, a folder, not UTF-8, malformed CSV) are ManifestErrors naming the file and line."""
     records = []
     next_line = 1
     try:
@@ -164,8 +165,12 @@ def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
         raise ManifestError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
     except csv.Error as exc:
         raise ManifestError(f"{path}:{next_line}: malformed CSV: {exc}") from None
+    return [(line, values) for line, values in records if any(v.strip() for v in values)]
 
-    records = [(line, values) for line, values in records if any(v.strip() for v in values)]
+
+def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Header and (starting line, values) of every non-blank row, shape-checked."""
+    records = read_csv_records(path)
     if not records:
         raise ManifestError(f"{path}: empty file, expected a header {','.join(MANIFEST_COLUMNS)}")
     header_line, header = records[0]

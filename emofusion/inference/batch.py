@@ -21,7 +21,7 @@ from typing import Iterable
 
 from tqdm import tqdm
 
-from emofusion.corpora.manifest import audio_path
+from emofusion.corpora.manifest import audio_path, read_csv_records
 from emofusion.errors import ConfigError, ManifestError
 from emofusion.fileio import spreadsheet_safe, write_atomic
 from emofusion.inference.parallel import Result, predict_stream
@@ -144,24 +144,7 @@ def predict_to_csv(
 
 def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """Header and (starting line, values) of every non-blank row."""
-    records = []
-    next_line = 1
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as f:
-            reader = csv.reader(f, strict=True)
-            for values in reader:
-                # reader.line_num is where the record ended; quoted newlines make it span lines.
-                records.append((next_line, values))
-                next_line = reader.line_num + 1
-    except FileNotFoundError:
-        raise ManifestError(f"manifest {path} does not exist") from None
-    except IsADirectoryError:
-        raise ManifestError(f"manifest {path} is a folder, not a CSV file") from None
-    except UnicodeDecodeError as exc:
-        raise ManifestError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    except csv.Error as exc:
-        raise ManifestError(f"{path}:{next_line}: malformed CSV: {exc}") from None
-    records = [(line, values) for line, values in records if any(v.strip() for v in values)]
+    records = read_csv_records(path)
     if not records:
         raise ManifestError(f"{path}: empty file, expected a header with id and audio and/or text")
     header = [h.strip() for h in records[0][1]]
