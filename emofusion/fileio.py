@@ -34,6 +34,14 @@ def atomic_path(path: str | Path) -> Iterator[str]:
         raise
 
 
+def default_cache_root() -> Path:
+    """``$EMOFUSION_CACHE`` or ``$XDG_CACHE_HOME/emofusion`` (``~/.cache/emofusion``): every cache's parent."""
+    if os.environ.get("EMOFUSION_CACHE"):
+        return Path(os.environ["EMOFUSION_CACHE"])
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "emofusion"
+
+
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection): an id like
 # =HYPERLINK("http://…") in a predictions file would become a live link or worse when opened.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

@@ -38,7 +38,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from emofusion.errors import AudioError
-from emofusion.fileio import save_npy_atomic, write_bytes_atomic
+from emofusion.fileio import default_cache_root, save_npy_atomic, write_bytes_atomic  # noqa: F401 (re-exported)
 from emofusion.features.acoustic import N_FEATURES, AcousticConfig, extract_file
 
 # Bump when the extraction code changes results, so stale caches are not reused.
@@ -53,14 +53,6 @@ MAX_ABS_FEATURE = 1e3
 # the signal's length by a sample or two, which can move it across one frame boundary.
 FRAME_COUNT_SLACK = 1
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-
-
-def default_cache_root() -> Path:
-    """``$EMOFUSION_CACHE`` or ``$XDG_CACHE_HOME/emofusion`` (``~/.cache/emofusion``)."""
-    if os.environ.get("EMOFUSION_CACHE"):
-        return Path(os.environ["EMOFUSION_CACHE"])
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "emofusion"
 
 
 def _extraction_key(config: AcousticConfig) -> dict:
