@@ -34,6 +34,7 @@ from conversation import make_conversation  # noqa: E402
 from emofusion.asr.transcriber import AsrConfig, Transcriber  # noqa: E402
 from emofusion.asr.vad import SpeechDetector  # noqa: E402
 from emofusion.inference.recognizer import SHIPPED_MODELS, EmotionRecognizer  # noqa: E402
+from emofusion.inference.timeline import build_timeline  # noqa: E402
 from emofusion.runtime import tune_allocator  # noqa: E402
 
 STAGES = ("vad", "transcription", "emotion")
@@ -68,8 +69,8 @@ def main() -> None:
         print("| pipeline | stage | wall s | RTF | share | CPU s | CPU s per audio s |")
         print("|---|---|---|---|---|---|---|")
         for title, recognizer in models:
-            recognizer.timeline(path)  # warm-up: first-call allocations and kernels
-            runs = [recognizer.timeline(path) for _ in range(args.repeats)]
+            build_timeline(recognizer, path)  # warm-up: first-call allocations and kernels
+            runs = [build_timeline(recognizer, path) for _ in range(args.repeats)]
             duration = runs[0].duration
             total = statistics.median(r.timings_s["total"] for r in runs)
             stage = {s: statistics.median(r.timings_s[s] for r in runs) for s in STAGES}

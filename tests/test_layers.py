@@ -120,3 +120,17 @@ def test_running_experiments_loads_no_plotting():
     code = "import sys, emofusion.experiments.runner\nprint('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.parametrize("module", ["emofusion.inference.timeline", "emofusion.inference.diarization", "emofusion.inference.timeline_batch"])
+def test_the_recognizer_knows_nothing_of_timelines(module):
+    # The timeline is a client of the recognizer (issue 18): the dependency runs one way only.
+    source = (PACKAGE / "inference" / "recognizer.py").read_text(encoding="utf-8")
+    assert module not in emofusion_imports(source, "emofusion.inference.recognizer")
+    assert module.rsplit(".", 1)[1] not in {
+        alias.name for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom) and node.level
+        for alias in node.names
+    }
+    code = f"import sys, emofusion.inference.recognizer\nprint({module!r} in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -17,7 +17,8 @@ prepared utterances never fails because of one member's data.
 
 No transcript for a model that reads text: the recording is transcribed offline with Whisper
 (``pip install "emofusion[asr]"``) and the transcript used is returned with the prediction.
-A recording of several utterances: `EmotionRecognizer.timeline` (see timeline.py).
+A recording of several utterances: `emofusion.inference.timeline.build_timeline`, a client of this class
+(this module knows nothing of timelines).
 """
 
 from __future__ import annotations
@@ -36,16 +37,13 @@ from emofusion.audio import TARGET_SAMPLE_RATE, AudioSource, load_audio
 from emofusion.errors import ConfigError, TextError
 from emofusion.features.acoustic import extract_frames
 from emofusion.features.batching import EncodedSet, collate, length_groups
-from emofusion.features.encoders.cache import as_stored
 from emofusion.features.encoders.whisper import SAMPLE_RATE as WHISPER_RATE
-from emofusion.features.encoders.whisper import shared_encoder as shared_whisper_encoder
 from emofusion.inference.backends import BACKENDS, TorchBackend, load_onnx
 from emofusion.inference.limits import InputLimits
 from emofusion.inference.shipped import PAPER_FUSION_MODEL, SHIPPED_DIR, SHIPPED_MODELS, shipped_model_path  # noqa: F401
 
 if TYPE_CHECKING:
     from emofusion.asr.transcriber import AsrConfig
-    from emofusion.inference.timeline import Timeline
 
 # The paper's fusion model M-CBLA-BLR (the default without the encoders extra; ONNX export's default).
 SHIPPED_MODEL = PAPER_FUSION_MODEL
@@ -60,11 +58,15 @@ class Prediction:
     timings_ms: dict[str, float] = field(default_factory=dict, compare=False)
     transcript: str | None = None  # the text the model read (given or transcribed); None: reads none
     transcribed: bool = False  # whether ``transcript`` came from speech recognition
+    # Top probability at or above the model's validated threshold (model.json "calibration");
+    # None: the model has no calibration, so nothing is known about it.
+    confident: bool | None = None
 
     def to_json(self) -> dict:
         return {
             "label": self.label,
             "probabilities": self.probabilities,
+            "confident": self.confident,
             "modalities": list(self.modalities),
             "windows": self.windows,
             "transcript": self.transcript,
@@ -104,7 +106,10 @@ class EmotionRecognizer:
         self.device = torch.device(device)
         self.limits = limits or InputLimits()
         # Where the model pass runs (emofusion.inference.backends); PyTorch unless told otherwise.
-        self.backend = backend if backend is not None else TorchBackend(trained.model, self.device)
+        self.backend = backend if backend is not None else TorchBackend(trained.model, self.device, trained.calibration)
+        # Its threshold marks predictions confident; its temperature is applied by the backend
+        # (an exported graph carries it inside).
+        self.calibration = trained.calibration
         self._asr = asr
 
     @classmethod
@@ -172,19 +177,6 @@ class EmotionRecognizer:
         """Predict many (audio, text) pairs in one forward pass over all their windows."""
         return self.predict_prepared([self.prepare(audio, text, sample_rate=sample_rate) for audio, text in items])
 
-    def timeline(
-        self, audio: AudioSource, text: str | None = None, *, sample_rate: int | None = None, **options
-    ) -> "Timeline":
-        """The emotion of every utterance of a recording, with its start, end and words.
-
-        ``text``: the transcript of the whole recording (None: each utterance is transcribed).
-        Options (``vad``, ``fallback``, ``max_seconds``, ``progress``...): `build_timeline`.
-        Needs ``pip install "emofusion[asr]"`` (voice activity; Whisper unless ``text`` is given).
-        """
-        from emofusion.inference.timeline import build_timeline
-
-        return build_timeline(self, audio, text, sample_rate=sample_rate, **options)
-
     def transcribe(self, samples: np.ndarray) -> str:
         """The words of one utterance (16 kHz mono samples), with this recognizer's Whisper model."""
         from emofusion.asr.transcriber import Transcriber
@@ -220,9 +212,10 @@ class EmotionRecognizer:
         if pipeline.uses_speech or must_transcribe:
             if audio is None:
                 raise ConfigError(f"{self.name} needs audio: pass a recording (or use a text-only model)")
-            whisper_frames = pipeline.uses_speech and pipeline.speech_kind == "whisper"
-            # A text-only model has no acoustic config: its audio is only for Whisper (16 kHz).
-            if whisper_frames or pipeline.acoustic is None:
+            frame_encoder = pipeline.speech_encoder if pipeline.uses_speech else None
+            if frame_encoder is not None:  # a frozen speech encoder (registry entry) hears at its own rate
+                rate = frame_encoder.sample_rate
+            elif pipeline.acoustic is None:  # a text-only model: its audio is only for Whisper (16 kHz)
                 rate = WHISPER_RATE
             else:
                 rate = pipeline.acoustic.sample_rate
@@ -242,8 +235,8 @@ class EmotionRecognizer:
             tokens = self._encode_text(text, limits)
         windows: list = [None]
         if pipeline.uses_speech:
-            if whisper_frames:  # rounded as the training cache stores them: same inputs as in training
-                all_frames = as_stored(shared_whisper_encoder().frames(decoded.samples))
+            if frame_encoder is not None:  # rounded as the training cache stores them: same inputs as in training
+                all_frames = pipeline.speech_frames(decoded.samples)
             else:
                 all_frames = extract_frames(decoded.samples, decoded.sample_rate, pipeline.acoustic)
             span = pipeline.max_frames
@@ -320,6 +313,7 @@ class EmotionRecognizer:
             timings_ms={**prepared.timings_ms, "model": model_ms},
             transcript=prepared.text if self.trained.pipeline.uses_text else None,
             transcribed=prepared.transcribed,
+            confident=self.calibration.confident(float(probs.max())),
         )
 
     def _encode_text(self, text: str | None, limits: InputLimits) -> np.ndarray | None:
@@ -334,7 +328,7 @@ class EmotionRecognizer:
             )
         if limits.max_text_chars is not None and len(text) > limits.max_text_chars:
             raise TextError(f"transcript of {len(text)} characters exceeds the limit of {limits.max_text_chars}")
-        if self.trained.pipeline.text_kind == "sentence":
+        if self.trained.pipeline.text_encoder is not None:
             return None  # its sentence vector is computed with the batch, in _encode_transcripts
         try:
             return self.trained.pipeline.vocabulary.encode(text)
@@ -345,7 +339,7 @@ class EmotionRecognizer:
         todo = list({id(p): p for p in prepared if p.text_features is None}.values())
         if not todo:
             return
-        if self.trained.pipeline.text_kind == "sentence":  # one MiniLM pass for the batch's transcripts
+        if self.trained.pipeline.text_encoder is not None:  # one text-encoder pass for the batch's transcripts
             vectors = torch.from_numpy(self.trained.pipeline.text_vectors([p.text for p in todo])).to(self.device)
             features = self.trained.model.encode_text(text_vectors=vectors)
         else:

@@ -17,7 +17,7 @@ from emofusion.errors import EmofusionError, MissingExtraError
 from emofusion.fileio import spreadsheet_safe, write_atomic
 from emofusion.inference.batch import BatchItem
 from emofusion.inference.recognizer import EmotionRecognizer
-from emofusion.inference.timeline import NO_SPEECH, Timeline
+from emofusion.inference.timeline import NO_SPEECH, Timeline, build_timeline
 
 
 def timeline_rows(item_id: str, timeline: Timeline, labels: tuple[str, ...]) -> list[dict]:
@@ -30,12 +30,13 @@ def timeline_rows(item_id: str, timeline: Timeline, labels: tuple[str, ...]) -> 
         if s.probabilities is not None:
             row["label"] = s.label
             row.update({f"p_{c}": f"{s.probabilities[c]:.6f}" for c in labels})
+            row["confident"] = "" if s.confident is None else str(s.confident).lower()
         rows.append(row)
     return rows
 
 
 def write_timeline_csv(out: Path, rows: Iterable[dict], labels: tuple[str, ...]) -> None:
-    columns = ["id", "start", "end", "text", "label", *[f"p_{c}" for c in labels], "model", "error"]
+    columns = ["id", "start", "end", "text", "label", *[f"p_{c}" for c in labels], "confident", "model", "error"]
     out.parent.mkdir(parents=True, exist_ok=True)
 
     def write(f):
@@ -62,7 +63,7 @@ def timelines_to_csv(
             rows.append(_empty_row(item.id, recognizer.labels, "no audio: a timeline is made from a recording"))
             continue
         try:
-            timeline = recognizer.timeline(item.audio, item.text, name=str(item.audio), **options)
+            timeline = build_timeline(recognizer, item.audio, item.text, name=str(item.audio), **options)
         except MissingExtraError:
             raise
         except EmofusionError as exc:
@@ -76,4 +77,4 @@ def timelines_to_csv(
 
 def _empty_row(item_id: str, labels: tuple[str, ...], error: str) -> dict:
     return {"id": item_id, "start": "", "end": "", "text": "", "label": "", **{f"p_{c}": "" for c in labels},
-            "model": "", "error": error}
+            "confident": "", "model": "", "error": error}

@@ -20,6 +20,7 @@ pool to pay for its synchronisation). ``emofusion serve --workers N`` adds proce
 # time, and they refer to local variables (the field descriptions) that a string could not resolve.
 import asyncio
 import os
+import threading
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -34,6 +35,7 @@ from starlette.exceptions import HTTPException
 
 from emofusion import __version__
 from emofusion.audio import MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+from emofusion.audio_stream import Abandoned
 from emofusion.errors import TextError
 from emofusion.inference.recognizer import EmotionRecognizer, PreparedInput
 from emofusion.service.batcher import MicroBatcher
@@ -84,6 +86,7 @@ def create_app(
     torch_threads: int | None = 1,
     max_windows_per_pass: int = 32,
     backend: str | None = None,
+    lane_queues: dict[str, int] | None = None,
 ) -> FastAPI:
     """Build the service around ``recognizer``.
 
@@ -96,6 +99,8 @@ def create_app(
         max_windows_per_pass: windows in one model pass (`MicroBatcher`): the longest a newly
             arrived request waits for the model thread is one such pass.
         backend: where ``model_dir``'s model runs when the app loads it (`EmotionRecognizer.load`).
+        lane_queues: requests each lane accepts beyond its running ones ("ordinary", "transcribe",
+            "long", "timeline"; `Lanes`); beyond them a 503 with Retry-After.
     """
     limits = limits or Limits()
     if recognizer is None:
@@ -109,7 +114,7 @@ def create_app(
         if torch_threads is not None:
             torch.set_num_threads(torch_threads)
         app.state.batcher = MicroBatcher(recognizer, max_windows=max_windows_per_pass, torch_threads=torch_threads)
-        app.state.lanes = Lanes(slots, app.state.batcher)
+        app.state.lanes = Lanes(slots, app.state.batcher, lane_queues)
         try:
             yield
         finally:
@@ -158,11 +163,17 @@ def create_app(
             return _prepare(rec, audio, text if uses_text else None, limits, torch_threads)
 
         # One chain of threads from here to the model and back (`Lanes`): the loop wakes once.
-        prediction = await asyncio.wrap_future(request.app.state.lanes.predict(is_heavy, prepare))
+        # A request the model must transcribe first runs in the transcription lane (`Lanes`).
+        abandoned = threading.Event()
+        work = request.app.state.lanes.predict(
+            is_heavy, prepare, transcribe=uses_text and text is None and audio is not None, abandoned=abandoned
+        )
+        prediction = await _unless_client_gone(request, work, abandoned)
         timings = prediction.timings_ms
         body = {
             "label": prediction.label,
             "probabilities": prediction.probabilities,
+            "confident": prediction.confident,
             "model": rec.name,
             "modalities": list(prediction.modalities),
             "transcript": prediction.transcript,
@@ -231,9 +242,11 @@ def create_app(
         started = time.perf_counter()
         rec: EmotionRecognizer = request.app.state.recognizer
         # Long work (Whisper per utterance): one at a time, in the lane for long recordings.
-        result = await asyncio.wrap_future(
-            request.app.state.lanes.run_long(_timeline, rec, audio, text if uses_text else None, limits, torch_threads)
+        abandoned = threading.Event()
+        work = request.app.state.lanes.run_timeline(
+            _timeline, rec, audio, text if uses_text else None, limits, torch_threads, abandoned=abandoned
         )
+        result = await _unless_client_gone(request, work, abandoned)
         body = result.to_json()
         body["latency_ms"] = round((time.perf_counter() - started) * 1e3, 3)
         body["timings_ms"] = {k: round(v * 1e3, 3) for k, v in result.timings_s.items()}
@@ -266,7 +279,28 @@ def _timeline(rec: EmotionRecognizer, audio: UploadFile, text: str | None, limit
             raise TextError("no transcript: the field 'text' is empty (leave it out to have the recording transcribed)")
         if len(text) > limits.max_text_chars:
             raise TextError(f"transcript of {len(text)} characters exceeds the limit of {limits.max_text_chars}")
-    return rec.timeline(data, text, max_seconds=limits.max_audio_seconds, name=name)
+    from emofusion.inference.timeline import build_timeline
+
+    return build_timeline(rec, data, text, max_seconds=limits.max_audio_seconds, name=name)
+
+
+# How often a request waiting for its work checks that its client is still connected. An ordinary
+# request is answered before the first check; long work learns within this of its client leaving.
+DISCONNECT_POLL_S = 0.25
+
+
+async def _unless_client_gone(request: Request, work, abandoned: threading.Event):
+    """The result of ``work`` (a concurrent future); if the client disconnects first, the work is
+    abandoned (`Lanes.abandon`: cancelled if waiting, stopped at its next seam if running) and
+    `Abandoned` raised (handlers.py answers it, to nobody, without logging it as a failure)."""
+    waiter = asyncio.wrap_future(work)
+    while True:
+        done, _ = await asyncio.wait((waiter,), timeout=DISCONNECT_POLL_S)
+        if done:
+            return waiter.result()
+        if await request.is_disconnected():
+            request.app.state.lanes.abandon(abandoned)
+            raise Abandoned(f"client of {request.method} {request.url.path} disconnected; its work was stopped")
 
 
 def _asr_installed() -> bool:

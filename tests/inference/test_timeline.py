@@ -17,7 +17,7 @@ from emofusion.cli.main import main
 from emofusion.errors import AudioError, MissingExtraError
 from emofusion.features.encoders import extra as encoders_extra
 from emofusion.inference.recognizer import SHIPPED_MODELS, EmotionRecognizer
-from emofusion.inference.timeline import NO_SPEECH, Segment, _overall, cut_regions
+from emofusion.inference.timeline import NO_SPEECH, Segment, _overall, build_timeline, cut_regions
 
 from conversation import make_conversation
 
@@ -171,7 +171,7 @@ def two_clips(shared_data, tmp_path) -> Path:
 @needs_speech_model
 def test_segments_without_words_fall_back_to_the_speech_model(asr_extra, shared_data, tmp_path, silent_transcriber):
     recognizer = EmotionRecognizer.load()
-    timeline = recognizer.timeline(two_clips(shared_data, tmp_path), transcriber=silent_transcriber)
+    timeline = build_timeline(recognizer, two_clips(shared_data, tmp_path), transcriber=silent_transcriber)
     assert len(timeline.segments) == 2
     speech = EmotionRecognizer.load("speech")
     for s in timeline.segments:
@@ -181,7 +181,7 @@ def test_segments_without_words_fall_back_to_the_speech_model(asr_extra, shared_
 
 def test_without_a_fallback_a_wordless_segment_carries_an_error(asr_extra, shared_data, tmp_path, silent_transcriber):
     recognizer = EmotionRecognizer.load()
-    timeline = recognizer.timeline(two_clips(shared_data, tmp_path), transcriber=silent_transcriber, fallback=None)
+    timeline = build_timeline(recognizer, two_clips(shared_data, tmp_path), transcriber=silent_transcriber, fallback=None)
     assert len(timeline.segments) == 2
     assert all(s.label is None and s.probabilities is None and "no words" in s.error for s in timeline.segments)
     assert timeline.label is None and timeline.note == "2 of 2 segments could not be classified"
@@ -195,7 +195,7 @@ def test_a_given_transcript_is_used_for_every_segment_and_whisper_is_not_loaded(
         raise AssertionError("Whisper loaded although the transcript was given")
 
     monkeypatch.setattr(module, "_load_cached", refuse)
-    timeline = EmotionRecognizer.load().timeline(two_clips(shared_data, tmp_path), "I told you already!")
+    timeline = build_timeline(EmotionRecognizer.load(), two_clips(shared_data, tmp_path), "I told you already!")
     assert [s.text for s in timeline.segments] == ["I told you already!"] * 2
     assert timeline.transcriber is None
 
@@ -205,14 +205,14 @@ def test_the_speech_model_needs_no_transcription(asr_extra, shared_data, tmp_pat
     from emofusion.asr import transcriber as module
 
     monkeypatch.setattr(module, "_load_cached", lambda config: (_ for _ in ()).throw(AssertionError("Whisper loaded")))
-    timeline = EmotionRecognizer.load("speech").timeline(two_clips(shared_data, tmp_path))
+    timeline = build_timeline(EmotionRecognizer.load("speech"), two_clips(shared_data, tmp_path))
     assert len(timeline.segments) == 2 and all(s.text is None and s.model == "S-CBLA" for s in timeline.segments)
 
 
 def test_noise_gives_no_segments_and_says_so(asr_extra, tmp_path, capsys):
     path = tmp_path / "noise.wav"
     sf.write(path, 0.05 * np.random.default_rng(0).standard_normal(10 * RATE), RATE)
-    timeline = EmotionRecognizer.load().timeline(path)
+    timeline = build_timeline(EmotionRecognizer.load(), path)
     assert timeline.segments == () and timeline.label is None and timeline.note == NO_SPEECH
     assert timeline.to_json()["segments"] == [] and timeline.to_json()["note"] == NO_SPEECH
     assert main(["predict", str(path), "--timeline", "--quiet"]) == 0
@@ -229,7 +229,7 @@ def test_streaming_keeps_memory_bounded_on_long_recordings(asr_extra, tmp_path):
     recognizer = EmotionRecognizer.load()
     tracemalloc.start()
     try:
-        timeline = recognizer.timeline(path)
+        timeline = build_timeline(recognizer, path)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -241,7 +241,7 @@ def test_over_long_and_undecodable_recordings_are_refused(asr_extra, tmp_path, c
     path = tmp_path / "long.wav"
     sf.write(path, np.zeros(3 * RATE), RATE)
     with pytest.raises(AudioError, match="exceeds the limit of 2 s"):
-        EmotionRecognizer.load().timeline(path, max_seconds=2)
+        build_timeline(EmotionRecognizer.load(), path, max_seconds=2)
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF....not a wav file at all")
     assert main(["predict", str(bad), "--timeline"]) == 2
@@ -276,7 +276,7 @@ def test_without_the_extra_the_timeline_names_the_install_command(monkeypatch, t
     sf.write(path, 0.1 * np.sin(np.arange(RATE) / 5), RATE)
     try:
         with pytest.raises(MissingExtraError, match=r'pip install "emofusion\[asr\]"'):
-            EmotionRecognizer.load().timeline(path)
+            build_timeline(EmotionRecognizer.load(), path)
         assert main(["predict", str(path), "--timeline"]) == 2
         assert 'pip install "emofusion[asr]"' in capsys.readouterr().err
     finally:

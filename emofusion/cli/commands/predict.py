@@ -126,9 +126,10 @@ def check_out(out: Path | None, source: Path) -> None:
 
 
 def _timeline(recognizer: EmotionRecognizer, source: Path, args: argparse.Namespace) -> int:
+    from emofusion.inference.timeline import build_timeline
     from emofusion.inference.timeline_batch import timeline_rows, write_timeline_csv
 
-    timeline = recognizer.timeline(source, args.text, progress=not args.quiet and not args.json)
+    timeline = build_timeline(recognizer, source, args.text, progress=not args.quiet and not args.json)
     if args.out is not None:
         write_timeline_csv(args.out, timeline_rows(source.stem, timeline, recognizer.labels), recognizer.labels)
     if args.json:
