@@ -10,8 +10,22 @@ encodes 30 s of (zero-padded) audio: we measured that cutting its encoder contex
 utterance's length, though 10-25x cheaper, makes tiny.en repeat itself (word error rate 3.5 instead
 of 0.028 on 120 RAVDESS clips), so the full context stays.
 
-Nothing is ever downloaded: the default model is the bundled tiny.en (`bundled.py`); another model
-is a folder, or a faster-whisper name already in the local Hugging Face cache.
+Nothing is ever downloaded: the default model is the bundled tiny.en (`bundled.py`); ``"base"``
+is multilingual Whisper base, joined and verified from its part packages
+(`emofusion.bundled_whisper.whisper_model_folder`); another model is a folder, or a faster-whisper
+name already in the local Hugging Face cache.
+
+`Transcriber.hear` gives the words with what Whisper says of them (`Heard`): the language detected
+(a multilingual model detects it; an English-only model hears English), its probability, and the
+utterance's confidence (mean token log-probability, probability of no speech). A model whose text
+side reads English uses that to decide whether the words are worth reading (the recognizer).
+
+A recording longer than Whisper's 30-s window is transcribed utterance by utterance
+(`Transcriber.transcribe_long`): the voice-activity regions of `vad.py`, each transcribed on its
+own. Whisper run on a whole 3-min recording in one go heard 30 of its 41 sentences (it skips
+stretches after a pause) and took 1.4 GB on 9 min; utterance by utterance every sentence is heard
+(tests/asr/test_transcribe_long.py, benchmarks/bench_timeline.py --long) and memory is one
+utterance's whatever the length.
 """
 
 from __future__ import annotations
@@ -21,13 +35,39 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from emofusion.bundled_whisper import MODEL_FILES, bundled_whisper_model
+from emofusion.audio_stream import check_abandoned
+from emofusion.bundled_whisper import JOINED_MODELS, MODEL_FILES, bundled_whisper_model, whisper_model_folder
 from emofusion.errors import ConfigError, MissingExtraError
 
+if TYPE_CHECKING:
+    from emofusion.asr.vad import VadConfig
+
 SAMPLE_RATE = 16_000  # what Whisper's feature extractor expects
+# Whisper hears 30 s at a time: a longer recording is transcribed utterance by utterance.
+WHISPER_WINDOW_S = 30.0
+
+
+@dataclass(frozen=True)
+class Heard:
+    """What Whisper heard in a recording: its words, their language, and how sure it was.
+
+    ``language``: ISO 639-1 code ("en", "de"...), detected by a multilingual model; an English-only
+    model always says "en" with probability 1. ``avg_logprob``: the mean log-probability of the
+    words' tokens (Whisper's own "decoding failed" test is < -1); ``no_speech_prob``: Whisper's
+    probability that there is no speech. Over several utterances each figure is the mean weighted
+    by utterance duration, and ``language`` the one heard for the longest time. None: no words.
+    """
+
+    text: str
+    language: str | None = None
+    language_probability: float | None = None
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
+    utterances: int = 1
 
 
 @dataclass(frozen=True)
@@ -38,6 +78,7 @@ class AsrConfig:
     cpu_threads: int = 0  # 0: one per core (more only time-slices the same cores)
     beam_size: int = 1  # greedy: word error rate 2.8% on 120 RAVDESS clips, a fraction of beam 5's cost
     language: str | None = None  # None: English for an English-only model, detected otherwise
+    # model: also "tiny.en" (the bundled one) or "base" (multilingual, joined from its part packages)
 
 
 def _require_faster_whisper():
@@ -52,6 +93,8 @@ def resolve_model_folder(model: str | Path | None) -> Path:
     """A loadable folder for ``model`` (None: the bundled tiny.en), never touching the network."""
     if model is None:
         return bundled_whisper_model()
+    if model in JOINED_MODELS:
+        return whisper_model_folder(model)
     path = Path(model).expanduser()
     if not path.exists():
         name = str(model)
@@ -95,14 +138,26 @@ class Transcriber:
     def name(self) -> str:
         return self.config.model or "whisper-tiny.en (bundled)"
 
+    @property
+    def multilingual(self) -> bool:
+        return bool(self.model.model.is_multilingual)
+
     def transcribe(self, samples: np.ndarray) -> str:
         """The words of one utterance (16 kHz mono float samples); '' when Whisper hears none."""
+        return self.hear(samples).text
+
+    def hear(self, samples: np.ndarray) -> Heard:
+        """The words of one utterance (16 kHz mono float samples), their language and confidence.
+
+        Stops with `emofusion.audio_stream.Abandoned` before it starts when the work was abandoned.
+        """
+        check_abandoned()
         audio = np.ascontiguousarray(samples, dtype=np.float32)
         language = self.config.language
-        if language is None and not self.model.model.is_multilingual:
+        if language is None and not self.multilingual:
             language = "en"
         with self._lock:
-            segments, _ = self.model.transcribe(
+            segments, info = self.model.transcribe(
                 audio,
                 language=language,
                 beam_size=self.config.beam_size,
@@ -111,8 +166,63 @@ class Transcriber:
                 without_timestamps=True,
                 vad_filter=False,  # segmentation is ours (vad.py), done once for the whole file
             )
-            words = " ".join(s.text.strip() for s in segments)
-        return " ".join(words.split())
+            segments = list(segments)  # the generator decodes: inside the lock
+        words = " ".join(" ".join(s.text.strip() for s in segments).split())
+        if not words:
+            return Heard("", info.language, float(info.language_probability))
+        weights = np.array([max(s.end - s.start, 1e-3) for s in segments])
+        return Heard(
+            words, info.language, float(info.language_probability),
+            float(np.average([s.avg_logprob for s in segments], weights=weights)),
+            float(np.average([s.no_speech_prob for s in segments], weights=weights)),
+        )
+
+    def transcribe_long(self, samples: np.ndarray, vad: "VadConfig | None" = None) -> Heard:
+        """The words of a recording of any length (16 kHz mono), transcribed utterance by utterance.
+
+        Up to `WHISPER_WINDOW_S` it is one utterance (`hear`). Longer, the voice-activity regions
+        (`emofusion.asr.vad.speech_regions`, the timeline's) are transcribed one at a time, so
+        Whisper's memory is that of one utterance (at most ``vad.max_segment_s``), and their words
+        joined in order. Stops between utterances once the work is abandoned (`abandon_when`).
+
+        Arguments:
+            samples: the recording, 16 kHz mono float.
+            vad: voice-activity settings (default `VadConfig()`).
+        Returns:
+            `Heard`: the words of every utterance; language and confidence over them (weighted by
+            duration; the language is the one heard for the longest time).
+        """
+        from emofusion.asr.vad import SpeechDetector, VadConfig, speech_regions
+
+        if len(samples) <= WHISPER_WINDOW_S * SAMPLE_RATE:
+            return self.hear(samples)
+        block = int(WHISPER_WINDOW_S * SAMPLE_RATE)
+        blocks = (samples[i : i + block] for i in range(0, len(samples), block))
+        regions = speech_regions(SpeechDetector.load().scan(blocks), len(samples) / SAMPLE_RATE, vad or VadConfig())
+        heard = [(r.duration, self.hear(samples[int(r.start * SAMPLE_RATE) : int(r.end * SAMPLE_RATE)])) for r in regions]
+        return combine_heard([(d, h) for d, h in heard if h.text])
+
+
+def combine_heard(parts: list[tuple[float, Heard]]) -> Heard:
+    """One `Heard` for consecutive utterances ``(duration, heard)``: words joined in order, the language
+    heard for the longest time, every figure a duration-weighted mean (``language_probability``
+    over the utterances of that language)."""
+    if not parts:
+        return Heard("", utterances=0)
+    seconds: dict[str | None, float] = {}
+    for duration, h in parts:
+        seconds[h.language] = seconds.get(h.language, 0.0) + duration
+    language = max(seconds, key=seconds.get)
+    same = [(d, h) for d, h in parts if h.language == language and h.language_probability is not None]
+
+    def mean(pairs, value):
+        pairs = [(d, value(h)) for d, h in pairs if value(h) is not None]
+        return float(np.average([v for _, v in pairs], weights=[d for d, _ in pairs])) if pairs else None
+
+    return Heard(
+        " ".join(h.text for _, h in parts), language, mean(same, lambda h: h.language_probability),
+        mean(parts, lambda h: h.avg_logprob), mean(parts, lambda h: h.no_speech_prob), len(parts),
+    )
 
 
 @functools.lru_cache(maxsize=4)

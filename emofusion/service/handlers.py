@@ -16,7 +16,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from emofusion.audio_stream import Abandoned
 from emofusion.errors import EmofusionError
+from emofusion.service.lanes import LaneFull
 
 log = logging.getLogger("emofusion.service")
 
@@ -32,6 +34,8 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(EmofusionError, _user_error)
+    app.add_exception_handler(LaneFull, _lane_full)
+    app.add_exception_handler(Abandoned, _abandoned)
     app.add_exception_handler(Exception, _unexpected_error)
 
 
@@ -72,6 +76,17 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
 
 async def _user_error(request: Request, exc: EmofusionError) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=422)
+
+
+async def _lane_full(request: Request, exc: LaneFull) -> JSONResponse:
+    # Retry-After: the lane's estimate of when a place frees up, so clients back off instead of hammering.
+    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(exc.retry_after_s)})
+
+
+async def _abandoned(request: Request, exc: Abandoned) -> JSONResponse:
+    # Nobody reads this (the client has gone); 499 is the customary status for it in access logs.
+    log.info("%s", exc)
+    return JSONResponse({"detail": str(exc)}, status_code=499)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
