@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from pathlib import Path
 
-from emofusion.corpora.manifest import read_manifest
+from emofusion.corpora.manifest import label_gap_warning, read_manifests
 from emofusion.experiments.runner import ExperimentConfig
 from emofusion.features.acoustic import AcousticConfig
 from emofusion.features.cache import FeatureCache
@@ -14,15 +15,26 @@ from emofusion.features.pipeline import MAX_FRAMES_LIMIT
 from emofusion.features.vocabulary import TextConfig
 from emofusion.precision import PRECISIONS
 from emofusion.records import Utterance
-from emofusion.training.config import TrainConfig
+from emofusion.training.config import BALANCE_CHOICES, TrainConfig
 
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--manifest", required=True, type=Path, help="CSV manifest id,audio,text,label,speaker,session")
+    add_manifest_option(parser)
     ignore = parser.add_mutually_exclusive_group()
     ignore.add_argument("--ignore-text", action="store_true", help="treat the manifest as speech-only")
     ignore.add_argument("--ignore-audio", action="store_true", help="treat the manifest as text-only")
     parser.add_argument("--cache", type=Path, default=None, help="feature cache folder (default ~/.cache/emofusion)")
+
+
+def add_manifest_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--manifest", required=True, type=Path, nargs="+", metavar="MANIFEST",
+                        help="CSV manifest(s) id,audio,text,label,speaker,session[,corpus]; several make "
+                             "several corpora (each named by its corpus column, else its file stem)")
+
+
+def manifest_names(args: argparse.Namespace) -> str:
+    """The manifests' file names as a report names its data: ``a.csv`` or ``a.csv + b.csv``."""
+    return " + ".join(Path(m).name for m in args.manifest)
 
 
 def positive_int(text: str) -> int:
@@ -62,13 +74,22 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
                                 "elsewhere; bf16: insist (an error where it does not run); fp32: exact")
     precision.add_argument("--fp32", dest="precision", action="store_const", const="fp32",
                            help="same as --precision fp32")
+    parser.add_argument("--balance", choices=BALANCE_CHOICES, default=defaults.balance,
+                        help="auto (default): with two corpora or more, every corpus and every class within it "
+                             "gets an equal share of each epoch (one corpus: a plain shuffle); corpus_class: "
+                             "always; none: never")
     parser.add_argument("--overwrite", action="store_true",
                         help="train over a different run already in the output folder (refused otherwise)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def load_utterances(args: argparse.Namespace) -> list[Utterance]:
-    utterances = read_manifest(args.manifest)
+def load_utterances(args: argparse.Namespace, labels: tuple[str, ...] | None = None) -> list[Utterance]:
+    """The rows of every ``--manifest`` (`read_manifests`), as ``--ignore-text/audio`` leave them;
+    a warning on stderr when the corpora's label sets differ. ``labels``: the only labels allowed."""
+    utterances = read_manifests(args.manifest, labels=labels)
+    warning = label_gap_warning(utterances)
+    if warning:
+        print(warning, file=sys.stderr)
     if getattr(args, "ignore_text", False):
         utterances = [dataclasses.replace(u, text=None) for u in utterances if u.has_audio]
     if getattr(args, "ignore_audio", False):
@@ -80,7 +101,8 @@ def experiment_config(args: argparse.Namespace) -> ExperimentConfig:
     return ExperimentConfig(
         acoustic=AcousticConfig(max_frames=args.max_frames),
         text=TextConfig(vectors=args.vectors),
-        train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, precision=args.precision),
+        train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, precision=args.precision,
+                          balance=args.balance),
     )
 
 

@@ -1,12 +1,17 @@
 """The project's CSV manifest: one utterance per row, the hand-off between corpora and features.
 
-Columns ``id,audio,text,label,speaker,session``, UTF-8 (a byte-order mark is accepted), then any
-extra columns, which are kept in :attr:`Utterance.extras`. ``audio`` is a path relative to the
+Columns ``id,audio,text,label,speaker,session``, UTF-8 (a byte-order mark is accepted), an
+optional ``corpus`` column (default: the manifest's file stem, so ``bench/tess4.csv`` is corpus
+``tess4``), then any extra columns, which are kept in :attr:`Utterance.extras`. ``audio`` is a path relative to the
 manifest's own folder (absolute paths allowed), so a data folder can move as a whole. An empty
 ``audio`` makes a text-only row (MELD), an empty ``text`` a speech-only row.
 
 Errors name the file, the 1-based line number where the row starts and the row's id: a manifest
 is usually written by hand or by a script someone else wrote, and "bad row" is not actionable.
+
+Several manifests are read together by `read_manifests`: one corpus each (or as their ``corpus``
+column says). Ids must be unique across them: a clash is an error naming both rows, never a silent
+rename, because ids name cached features, run fingerprints and prediction rows.
 """
 
 from __future__ import annotations
@@ -14,13 +19,17 @@ from __future__ import annotations
 import csv
 import os
 import tempfile
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from emofusion.errors import ConfigError, ManifestError
+from emofusion.labels import LABEL_MAPS, ordered_classes
 from emofusion.records import Utterance
 
 MANIFEST_COLUMNS: tuple[str, ...] = ("id", "audio", "text", "label", "speaker", "session")
+# Optional; where absent or empty the corpus is the manifest's file stem.
+CORPUS_COLUMN = "corpus"
 REQUIRE_CHOICES: tuple[str | None, ...] = (None, "audio", "text", "both")
 
 
@@ -43,12 +52,20 @@ def read_manifest(
             None demands only that each row has at least one.
 
     Returns:
-        Utterances with absolute audio paths, ``text`` None for speech-only rows and extra
-        columns in ``extras`` (as strings, empty ones included).
+        Utterances with absolute audio paths, ``text`` None for speech-only rows, ``corpus`` from
+        the ``corpus`` column or else the file stem, and extra columns in ``extras`` (as strings,
+        empty ones included).
 
     Raises:
         ManifestError: naming the file, line and id of the first bad row.
     """
+    return [u for _, u in _read_lines(path, labels=labels, check_files=check_files, require=require)[0]]
+
+
+def _read_lines(
+    path: str | Path, *, labels: Iterable[str] | None, check_files: bool, require: str | None
+) -> tuple[list[tuple[int, Utterance]], set[str]]:
+    """`read_manifest`'s rows, each with the line it starts on, and the corpora named in ``corpus`` cells."""
     if require not in REQUIRE_CHOICES:
         raise ConfigError(f"require must be one of {REQUIRE_CHOICES}, got {require!r}")
     path = Path(path)
@@ -56,7 +73,8 @@ def read_manifest(
     folder = path.parent.absolute()
     header, rows = _read_rows(path)
 
-    utterances: list[Utterance] = []
+    utterances: list[tuple[int, Utterance]] = []
+    named: set[str] = set()
     first_line: dict[str, int] = {}
     for line, values in rows:
         row = dict(zip(header, values))
@@ -86,18 +104,107 @@ def read_manifest(
         if allowed is not None and label not in allowed:
             raise ManifestError(f"{where}: label {label!r} is not one of {sorted(allowed)}")
 
-        utterances.append(
-            Utterance(
-                id=utt_id,
-                audio=audio,
-                text=text,
-                label=label,
-                speaker=row["speaker"].strip(),
-                session=row["session"].strip(),
-                extras={k: row[k] for k in header if k not in MANIFEST_COLUMNS},
-            )
-        )
+        utterances.append((line, Utterance(
+            id=utt_id,
+            audio=audio,
+            text=text,
+            label=label,
+            speaker=row["speaker"].strip(),
+            session=row["session"].strip(),
+            extras={k: row[k] for k in header if k not in MANIFEST_COLUMNS and k != CORPUS_COLUMN},
+            corpus=row.get(CORPUS_COLUMN, "").strip() or path.stem,
+        )))
+        if row.get(CORPUS_COLUMN, "").strip():
+            named.add(row[CORPUS_COLUMN].strip())
+    return utterances, named
+
+
+def read_manifests(
+    paths: Sequence[str | Path],
+    *,
+    labels: Iterable[str] | None = None,
+    check_files: bool = True,
+    require: str | None = None,
+) -> list[Utterance]:
+    """Read several manifests as one data set of several corpora, in argument then file order.
+
+    One manifest reads exactly as `read_manifest`. With several, every label must also be a class
+    some `emofusion.labels` map produces (so ``happy`` in one corpus and ``exc`` in another cannot
+    become two classes by accident), and two manifests may share a corpus name only where both
+    name it in a ``corpus`` column (two files of one corpus): two ``manifest.csv`` from different
+    folders would otherwise merge their sessions and speakers silently.
+
+    Arguments:
+        paths: the manifest files, at least one.
+        labels, check_files, require: as `read_manifest`.
+
+    Returns:
+        The utterances of every manifest.
+
+    Raises:
+        ManifestError: an id used in two manifests (naming both rows), an unknown label (naming
+            its row), or two manifests that default to the same corpus name.
+    """
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ConfigError("no manifest given")
+    if len(paths) == 1:
+        return read_manifest(paths[0], labels=labels, check_files=check_files, require=require)
+    known = set(labels) if labels is not None else {c for m in LABEL_MAPS.values() for c in m.values()}
+    first: dict[str, str] = {}  # id -> "file:line"
+    corpus_from: dict[str, tuple[Path, bool]] = {}  # corpus -> (its first manifest, named in a column)
+    utterances: list[Utterance] = []
+    for path in paths:
+        rows, named_here = _read_lines(path, labels=None, check_files=check_files, require=require)
+        for corpus in dict.fromkeys(u.corpus for _, u in rows):
+            named = corpus in named_here
+            if corpus in corpus_from:
+                other, other_named = corpus_from[corpus]
+                if other == path.absolute():
+                    raise ManifestError(f"manifest {path} is given twice")
+                if not (named and other_named):
+                    raise ManifestError(
+                        f"{other} and {path} both hold corpus {corpus!r} (from their file names); give "
+                        f"their rows a {CORPUS_COLUMN!r} column, or rename a file, to say whether they are one corpus"
+                    )
+            else:
+                corpus_from[corpus] = (path.absolute(), named)
+        for line, u in rows:
+            where = f"{path}:{line} (id {u.id!r})"
+            if u.id in first:
+                raise ManifestError(f"{where}: id already used at {first[u.id]}; ids must be unique across "
+                                    "manifests (they name cached features and prediction rows)")
+            first[u.id] = f"{path}:{line}"
+            if u.label not in known:
+                raise ManifestError(f"{where}: label {u.label!r} is not one of the known classes "
+                                    f"{list(ordered_classes(known))}; map the corpus's labels onto them")
+            utterances.append(u)
     return utterances
+
+
+def corpus_label_gaps(utterances: Iterable[Utterance]) -> dict[str, tuple[str, ...]]:
+    """Corpus -> the classes other corpora have and it lacks (only corpora lacking some).
+
+    A corpus lacking a class still trains: that class is learned from the other corpora only, and
+    under ``loco`` a held-out corpus's missing class simply has no test rows.
+    """
+    by_corpus: dict[str, set[str]] = {}
+    for u in utterances:
+        by_corpus.setdefault(u.corpus, set()).add(u.label)
+    every = set().union(*by_corpus.values()) if by_corpus else set()
+    return {c: ordered_classes(every - have) for c, have in sorted(by_corpus.items()) if every - have}
+
+
+def label_gap_warning(utterances: Iterable[Utterance]) -> str | None:
+    """One warning line naming which corpus lacks which class, or None when all have the same classes."""
+    utterances = list(utterances)
+    gaps = corpus_label_gaps(utterances)
+    if not gaps:
+        return None
+    counts = Counter(u.corpus for u in utterances)
+    detail = "; ".join(f"{c} ({counts[c]} rows) lacks {', '.join(missing)}" for c, missing in gaps.items())
+    return (f"warning: the corpora's label sets differ: {detail}. Training goes on: each class is learned "
+            "from the corpora that have it.")
 
 
 def write_manifest(utterances: Iterable[Utterance], path: str | Path) -> None:
@@ -105,7 +212,9 @@ def write_manifest(utterances: Iterable[Utterance], path: str | Path) -> None:
 
     Audio paths are written relative to the manifest's folder (absolute only where no relative
     path exists, e.g. another drive). Extra columns are the union of all ``extras`` keys in
-    first-seen order; rows without one get an empty cell.
+    first-seen order; rows without one get an empty cell. A ``corpus`` column is written only where
+    some row's corpus is not the file's stem (which reading assumes), so one corpus's manifest keeps
+    the six standard columns.
 
     Raises:
         ManifestError: an extras key that collides with a standard column.
@@ -116,10 +225,11 @@ def write_manifest(utterances: Iterable[Utterance], path: str | Path) -> None:
     extra_columns: dict[str, None] = {}
     for u in utterances:
         for key in u.extras:
-            if key in MANIFEST_COLUMNS:
+            if key in MANIFEST_COLUMNS or key == CORPUS_COLUMN:
                 raise ManifestError(f"utterance {u.id}: extras key {key!r} collides with a manifest column")
             extra_columns.setdefault(key, None)
-    header = [*MANIFEST_COLUMNS, *extra_columns]
+    with_corpus = any(u.corpus and u.corpus != path.stem for u in utterances)
+    header = [*MANIFEST_COLUMNS, *([CORPUS_COLUMN] if with_corpus else []), *extra_columns]
 
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
@@ -136,6 +246,7 @@ def write_manifest(utterances: Iterable[Utterance], path: str | Path) -> None:
                         u.label,
                         u.speaker,
                         u.session,
+                        *([u.corpus] if with_corpus else []),
                         *(str(u.extras.get(k, "")) for k in extra_columns),
                     ]
                 )

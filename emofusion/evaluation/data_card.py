@@ -3,18 +3,20 @@
 The paper's Table 1 is printed beside every report as a yardstick, which invites reading our
 numbers as IEMOCAP results. A report therefore opens with what the data is: its name, size,
 sessions, speakers and classes, and whether it is IEMOCAP at all. It is IEMOCAP only when every
-utterance id is an IEMOCAP utterance id (what `emofusion prepare iemocap` writes).
+utterance id is an IEMOCAP utterance id (what `emofusion prepare iemocap` writes). Data of
+several corpora names each with its size; its sessions are then ``corpus/session`` and its speakers
+are counted within their corpus.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 from emofusion.corpora.iemocap import UTTERANCE_RE
 from emofusion.labels import ordered_classes
-from emofusion.records import Utterance, session_sort_key
+from emofusion.records import Utterance, corpus_session, fold_sort_key, session_sort_key
 
 
 @dataclass(frozen=True)
@@ -26,9 +28,14 @@ class DataCard:
     speakers: int
     class_counts: dict[str, int]
     iemocap: str | None  # None, "improvised" or "improvised + scripted"
+    corpora: dict[str, int] = field(default_factory=dict)  # corpus -> utterances (named corpora only)
 
     def sentence(self) -> str:
         classes = ", ".join(f"{label} {count}" for label, count in self.class_counts.items())
+        if len(self.corpora) > 1:
+            classes += f"; {len(self.corpora)} corpora: " + ", ".join(f"{c} {n}" for c, n in self.corpora.items())
+        elif self.corpora:
+            classes += f"; corpus {next(iter(self.corpora))}"
         what = (
             f"IEMOCAP ({self.iemocap} utterances)"
             if self.iemocap
@@ -48,14 +55,17 @@ def describe_data(name: str, utterances: Sequence[Utterance]) -> DataCard:
         m for m, present in (("speech", any(u.has_audio for u in utterances)), ("text", any(u.has_text for u in utterances)))
         if present
     )
+    corpora = Counter(u.corpus for u in utterances if u.corpus)
+    many = len({u.corpus for u in utterances}) > 1
     return DataCard(
         name=name,
         utterances=len(utterances),
         modalities=modalities,
-        sessions=tuple(sorted({u.session for u in utterances}, key=session_sort_key)),
-        speakers=len({u.speaker for u in utterances}),
+        sessions=tuple(sorted({corpus_session(u, many) for u in utterances}, key=fold_sort_key if many else session_sort_key)),
+        speakers=len({(u.corpus, u.speaker) for u in utterances}),
         class_counts={c: counts[c] for c in ordered_classes(counts)},
         iemocap=_iemocap_selection(utterances),
+        corpora={c: corpora[c] for c in sorted(corpora)},
     )
 
 

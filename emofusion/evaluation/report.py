@@ -35,7 +35,7 @@ from emofusion.evaluation.plots import plot_confusion, plot_features, plot_wa_ua
 from emofusion.evaluation.protocols import PROTOCOLS
 from emofusion.evaluation.results import RunResult
 from emofusion.models.registry import MODEL_NAMES, canonical_name, text_feature
-from emofusion.records import session_sort_key
+from emofusion.records import fold_sort_key
 
 
 @dataclass
@@ -109,7 +109,7 @@ def write_report(
 
     header = _header_lines(data, results, summaries)
     text = _markdown(title, command, header, list(notes), skipped, summaries, labels, figures, feature_png,
-                     iemocap=bool(data and data.iemocap))
+                     iemocap=bool(data and data.iemocap), per_corpus=_corpus_table(results))
     report = out / "report.md"
     report.write_text(text)
     return report
@@ -239,9 +239,10 @@ def _header_lines(data: DataCard | None, results: Sequence[RunResult], summaries
     seeds = sorted({r.seed for r in results})
     lines.append(f"- **Seeds**: {', '.join(map(str, seeds))} ({len(seeds)})")
     for protocol in PROTOCOLS:
-        folds = sorted({r.fold for r in results if r.protocol == protocol}, key=session_sort_key)
+        folds = sorted({r.fold for r in results if r.protocol == protocol}, key=fold_sort_key)
         if folds:
-            lines.append(f"- **Test sessions, `{protocol}`**: {', '.join(folds)}")
+            what = "Held-out corpora" if protocol == "loco" else "Test sessions"
+            lines.append(f"- **{what}, `{protocol}`**: {', '.join(folds)}")
     return lines + [""]
 
 
@@ -283,7 +284,7 @@ def _precision_sentence(results: Sequence[RunResult]) -> str:
 
 def _markdown(title: str, command: str, header: list[str], notes: list[str], skipped: dict[str, str],
               summaries: list[_Summary], labels: list[str], figures: dict[str, list[str]], feature_png: str | None,
-              *, iemocap: bool) -> str:
+              *, iemocap: bool, per_corpus: Sequence[str] = ()) -> str:
     lines = [f"# {title}", "", "Command:", "", "```", command, "```", ""] + header
     notes = notes + [f"{model} skipped: {reason}" for model, reason in skipped.items()]
     if notes:
@@ -306,6 +307,8 @@ def _markdown(title: str, command: str, header: list[str], notes: list[str], ski
         held_out = sorted({f for s in rows for f in s.all_folds})
         lines += [f"### Protocol `{protocol}`: {description} (test sessions: {', '.join(held_out)})", ""]
         lines += _table(rows, labels, skipped) + [""]
+        if protocol == "loco":
+            lines += list(per_corpus)
         lines += _baseline_lines(rows) + [""]
         lines += _fold_warnings(rows)
     lines += _claims_section(summaries)
@@ -338,6 +341,30 @@ def _table(rows: list[_Summary], labels: list[str], skipped: dict[str, str]) -> 
             cells += [str(len(s.per_seed)), str(len(s.all_folds)), "/".join(map(str, sizes))]
         lines.append("| " + " | ".join([model] + cells) + " |")
     return lines
+
+
+def _corpus_table(results: Sequence[RunResult]) -> list[str]:
+    """Leave-one-corpus-out per corpus: each held-out corpus's WA and UA (mean ± sample std over
+    seeds), then pooled (each seed's corpora's confusion counts summed, as the table above)."""
+    loco = [r for r in results if r.protocol == "loco"]
+    if not loco:
+        return []
+    corpora = sorted({r.fold for r in loco})
+    header = ["model"] + [f"{c} {k}" for c in corpora for k in ("WA", "UA")] + ["pooled WA", "pooled UA", "seeds"]
+    lines = ["Per held-out corpus (trained on all the others), percent:", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for model in sorted({r.model for r in loco}, key=_model_rank):
+        runs = [r for r in loco if r.model == model]
+        cells = []
+        for c in corpora:
+            held = [r.metrics for r in runs if r.fold == c]
+            stats = aggregate(held) if held else None
+            cells += [_cell(stats and stats["wa"], None), _cell(stats and stats["ua"], None)]
+        seeds = sorted({r.seed for r in runs})
+        pooled_stats = aggregate([pool([r.metrics for r in runs if r.seed == s]) for s in seeds])
+        cells += [_cell(pooled_stats["wa"], None), _cell(pooled_stats["ua"], None), str(len(seeds))]
+        lines.append("| " + " | ".join([model] + cells) + " |")
+    return lines + [""]
 
 
 def _baseline_lines(rows: list[_Summary]) -> list[str]:

@@ -16,9 +16,10 @@ class RunResult:
 
     Arguments:
         model: Table-1 name (e.g. "M-CBLA-BLR"); other names are reported without paper numbers.
-        protocol: "paper" or "loso".
+        protocol: a name in `PROTOCOLS` ("paper", "loso" or "loco").
         seed: training seed.
-        fold: the test session, e.g. "Ses05".
+        fold: the test session, e.g. "Ses05" (``corpus/session`` over several corpora), or under
+            "loco" the held-out corpus: a loco run's metrics are that corpus's figures.
         metrics: scores on that fold.
         overlap: test speakers also heard in training (None in results saved before it was recorded).
         facts: how the model was computed, for the report's header: ``precision`` ("bf16"/"fp32"),

@@ -161,7 +161,8 @@ def pooled(results: list[RunResult]) -> Metrics:
 
 def pooled_line(name: str, results: list[RunResult]) -> str:
     m = pooled(results)
-    return (f"{name} LOSO over {len(results)} folds, pooled (confusion counts summed over folds, every "
+    protocol = results[0].protocol.upper() if results else "LOSO"
+    return (f"{name} {protocol} over {len(results)} folds, pooled (confusion counts summed over folds, every "
             f"utterance counted once): WA {m.wa:.2%}  UA {m.ua:.2%}  (n={m.n})")
 
 
@@ -189,11 +190,11 @@ def run_experiment(
         for name in chosen:
             for seed in seeds:
                 def run_dir(fold: Fold, protocol=protocol, name=name, seed=seed) -> Path:
-                    return Path(runs_dir) / protocol / name / f"seed{seed}" / f"test-{fold.name}"
+                    return Path(runs_dir) / protocol / name / f"seed{seed}" / fold.folder
 
                 runs = run_folds(name, utterances, protocol=protocol, seed=seed, run_dir=run_dir, config=config,
                                  cache=cache, labels=labels, progress=progress, overwrite=overwrite)
-                if progress and protocol == "loso":
+                if progress and protocol in ("loso", "loco"):
                     print(f"    {pooled_line(name, runs)}", flush=True)
                 results += runs
     return results, skipped

@@ -8,28 +8,33 @@ import numpy as np
 
 from emofusion.artifacts import TrainedModel
 from emofusion.errors import ConfigError
-from emofusion.evaluation.metrics import Metrics, compute_metrics
+from emofusion.evaluation.metrics import Metrics, compute_metrics, probability_scores
 from emofusion.features.cache import FeatureCache
-from emofusion.inference.predict import pick_device, predict_probabilities
+from emofusion.inference.predict import pick_device, predict_logits, predict_probabilities
 from emofusion.records import Utterance, session_sort_key
 from emofusion.training.encode import encode_utterances, usable
 
 
 def predict_utterances(
-    trained: TrainedModel, utterances: list[Utterance], *, cache: FeatureCache | None = None, progress: bool = True
+    trained: TrainedModel, utterances: list[Utterance], *, cache: FeatureCache | None = None, progress: bool = True,
+    logits: bool = False,
 ) -> np.ndarray:
-    """Class probabilities (n, n_classes) for utterances carrying the model's modalities."""
+    """Calibrated class probabilities (n, n_classes) for utterances carrying the model's
+    modalities; with ``logits``, the raw logits before calibration instead."""
     if trained.pipeline.uses_speech and cache is None and trained.pipeline.acoustic is not None:
         cache = FeatureCache(trained.pipeline.acoustic)  # (Whisper frames find their cache without one)
     encoded = encode_utterances(trained.pipeline, utterances, labels=None, cache=cache, progress=progress)
-    device = next(trained.model.parameters()).device
-    return predict_probabilities(trained.model, encoded, device=pick_device(device))
+    device = pick_device(next(trained.model.parameters()).device)
+    if logits:
+        return predict_logits(trained.model, encoded, device=device)
+    return predict_probabilities(trained.model, encoded, device=device, calibration=trained.calibration)
 
 
 def score(
     trained: TrainedModel, utterances: list[Utterance], *, cache: FeatureCache | None = None, progress: bool = True
 ) -> tuple[Metrics, np.ndarray]:
-    """Metrics on the rows that carry the model's modalities, and the predicted class indices."""
+    """Metrics on the rows that carry the model's modalities (with their ECE, NLL and Brier score:
+    `Metrics.probability`), and the predicted class indices."""
     rows = usable(utterances, trained.modalities)
     if not rows:
         raise ConfigError(
@@ -41,7 +46,8 @@ def score(
     probabilities = predict_utterances(trained, rows, cache=cache, progress=progress)
     predicted = probabilities.argmax(axis=1)
     metrics = compute_metrics([u.label for u in rows], [trained.labels[i] for i in predicted], trained.labels)
-    return metrics, predicted
+    truth = [trained.labels.index(u.label) for u in rows]
+    return metrics.with_probability(probability_scores(probabilities, truth)), predicted
 
 
 def rows_from_training_sessions(trained: TrainedModel, utterances: list[Utterance]) -> dict[str, int] | None:
@@ -52,5 +58,10 @@ def rows_from_training_sessions(trained: TrainedModel, utterances: list[Utteranc
     if sessions is None:
         return None
     seen = set(sessions)
-    counts = Counter(u.session for u in usable(utterances, trained.modalities) if u.session in seen)
+    # A session name means something within its corpus: a row of a corpus the model records is
+    # checked against that corpus's sessions only. Rows of a corpus it does not record (another
+    # manifest of the same recordings, say) are checked against every session, as before corpora.
+    by_corpus = {c: set(s) for c, s in (trained.meta.get("train_corpora") or {}).items()}
+    counts = Counter(u.session for u in usable(utterances, trained.modalities)
+                     if u.session in by_corpus.get(u.corpus, seen))
     return {s: counts[s] for s in sorted(counts, key=session_sort_key)}

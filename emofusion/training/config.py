@@ -8,6 +8,9 @@ from dataclasses import asdict, dataclass, fields
 from emofusion.errors import ConfigError
 from emofusion.precision import PRECISIONS
 
+# TrainConfig.balance's values (emofusion.training.balance says what each does).
+BALANCE_CHOICES: tuple[str, ...] = ("auto", "corpus_class", "none")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -27,6 +30,19 @@ class TrainConfig:
     precision: str = "auto"
     # Group utterances of similar length into batches so padding (and wasted LSTM steps) is small.
     bucket_by_length: bool = True
+    # Which rows an epoch visits (emofusion.training.balance): "auto" gives every corpus, and every
+    # class within a corpus, an equal share of each epoch when the rows span two corpora or more
+    # (TESS's 1,600 clips would otherwise outweigh RAVDESS's 560 almost 3:1) and shuffles plainly
+    # for one corpus, as every run did before; "corpus_class" always balances, "none" never.
+    balance: str = "auto"
+    # Waveform augmentation of the training speech: the name of a configuration in
+    # emofusion.features.augment.AUGMENT_CONFIGS ("default": noise, babble, reverberation, telephone
+    # band, gain, speed), or None for the clean clips only, as every run did before.
+    augment: str | None = None
+    # Augmented views per clip for a frozen-encoder model: re-encoding every clip every epoch is
+    # too slow on a CPU (benchmarks/bench_augment.py), so K views are encoded once and cached and an
+    # epoch draws one of them or the clean clip; acoustic models augment afresh every epoch instead.
+    augment_views: int = 4
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -46,6 +62,14 @@ class TrainConfig:
             raise ConfigError(f"training precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if not isinstance(self.bucket_by_length, bool):
             raise ConfigError(f"training bucket_by_length must be true or false, got {self.bucket_by_length!r}")
+        if self.balance not in BALANCE_CHOICES:
+            raise ConfigError(f"training balance must be one of {', '.join(BALANCE_CHOICES)}, got {self.balance!r}")
+        if self.augment is not None:
+            from emofusion.features.augment import augment_config
+
+            augment_config(self.augment)  # an unknown name is a ConfigError naming the known ones
+        if isinstance(self.augment_views, bool) or not isinstance(self.augment_views, int) or self.augment_views < 1:
+            raise ConfigError(f"training augment_views must be a positive integer, got {self.augment_views!r}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":

@@ -32,6 +32,8 @@ from emofusion.artifacts import META_FILE, WEIGHTS_FILE, TrainedModel, build_for
 from emofusion.errors import ConfigError, TrainingError
 from emofusion.fileio import atomic_path
 from emofusion.features.acoustic import AcousticConfig
+from emofusion.features.augment import augment_config
+from emofusion.features.augmented_views import AugmentedSpeech
 from emofusion.features.batching import EncodedSet, batch_indices, collate
 from emofusion.features.cache import FeatureCache
 from emofusion.features.pipeline import FeaturePipeline, check_max_frames
@@ -43,8 +45,9 @@ from emofusion.precision import hardware_summary, resolve_precision
 from emofusion.records import Utterance, session_sort_key
 from emofusion.runtime import tune_allocator
 from emofusion.training import distributed
+from emofusion.training.balance import BalancedSampler, balances
 from emofusion.training.config import TrainConfig
-from emofusion.training.encode import encode_utterances, load_frames, usable
+from emofusion.training.encode import cache_root, encode_utterances, load_frames, usable
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
@@ -106,6 +109,19 @@ def train(
         check_max_frames(acoustic, "acoustic config")
     precision = resolve_precision(train_config.precision, device)
     identity = _identity(name, data, labels, seed, precision, acoustic, text_config, model_config, train_config, head)
+    # What decides the weights is whether the epoch is balanced, and over which corpora; left out of
+    # a plain shuffle's identity so one-corpus runs keep the fingerprints they had before balancing.
+    corpora = [u.corpus for u in data]
+    balancing = balances(identity.pop("train_config.balance", "auto"), corpora)
+    if balancing:
+        identity["sampling.corpora"] = {c: corpora.count(c) for c in sorted(set(corpora))}
+    # Augmentation decides the weights only when on: left out of the identity when off, so runs
+    # without it keep the fingerprints they had before it existed; when on, its whole config counts.
+    augment_name, augment_views = identity.pop("train_config.augment", None), identity.pop("train_config.augment_views", None)
+    if augment_name is not None:
+        if "speech" not in modalities:
+            raise ConfigError(f"augmentation changes speech, and {name} reads none: train it without augment")
+        identity["augment"] = {"name": augment_name, "views": augment_views, **augment_config(augment_name).to_dict()}
     fingerprint = _fingerprint(identity, data)
     finished = _finished_model(out, fingerprint, identity, device, overwrite, main)
     if finished is not None:
@@ -129,9 +145,19 @@ def train(
         text_kind=text_kind,
     )
     encoded = encode_utterances(pipeline, data, labels=labels, cache=cache, frames=frames, progress=progress)
+    augmented = None
+    if augment_name is not None:
+        with distributed.main_first(group):  # rank 0 fills the augmented views' cache, the others read it
+            augmented = AugmentedSpeech.prepare(
+                [u.audio for u in data], pipeline, encoded, config=augment_config(augment_name), seed=seed,
+                views=train_config.augment_views, clean_frames=frames, cache_root=cache_root(cache), progress=progress,
+            )
 
     model, optimizer, generator = _fresh_start(name, labels, pipeline, model_config, train_config, seed, device, group, head)
-    class_weights = _class_weights(encoded.labels, len(labels)) if MODEL_SPECS[name].balanced_loss else None
+    sampler = BalancedSampler.build(corpora, encoded.labels) if balancing else None
+    # A balanced-loss model weighs classes by what an epoch shows it: the sampler's draws when balancing.
+    seen_labels = encoded.labels if sampler is None else np.repeat(np.arange(len(labels)), sampler.class_counts(len(labels)))
+    class_weights = _class_weights(seen_labels, len(labels)) if MODEL_SPECS[name].balanced_loss else None
     start_epoch, history = 0, []
     if checkpoint is not None:
         resumed = _resume(out / CHECKPOINT_FILE, checkpoint, model, optimizer, generator, group)
@@ -145,9 +171,10 @@ def train(
     stepper = torch.nn.parallel.DistributedDataParallel(model) if group is not None else model
     started = time.time()
     for epoch in range(start_epoch, train_config.epochs):
+        epoch_set = augmented.for_epoch(epoch) if augmented is not None else encoded
         stats = _train_epoch(
-            stepper, model, encoded, optimizer, generator, train_config, precision, device, epoch, progress, group,
-            class_weights,
+            stepper, model, epoch_set, optimizer, generator, train_config, precision, device, epoch, progress, group,
+            class_weights, sampler,
         )
         history.append(stats)
         _save_checkpoint(
@@ -169,6 +196,11 @@ def train(
         "n_train": len(data),
         # What `emofusion evaluate` checks scored rows against, so it can say when they are not held out.
         "train_sessions": sorted({u.session for u in data}, key=session_sort_key),
+        # The same per corpus (a session name means something only within its corpus).
+        **({"train_corpora": {c: sorted({u.session for u in data if u.corpus == c}, key=session_sort_key)
+                              for c in sorted(set(corpora))}} if any(corpora) else {}),
+        **({"sampling": sampler.to_json(labels)} if sampler is not None else {}),
+        **({"augmentation": _augmentation_record(augmented, augment_name, augment_views)} if augmented is not None else {}),
         "provenance": {**_provenance(), **(provenance or {})},
     }
     if group is not None:
@@ -179,6 +211,17 @@ def train(
     distributed.barrier(group)  # the others return the model rank 0 has written
     model.eval()
     return load_trained(out, device)
+
+
+def _augmentation_record(augmented: AugmentedSpeech, name: str, views: int) -> dict:
+    """What model.json says of the augmentation a model trained with."""
+    record = {"name": name, "config": augmented.config.to_dict()}
+    if augmented.per_epoch:
+        record["strategy"] = "every clip augmented afresh each epoch, features recomputed"
+    else:
+        record["strategy"] = f"{views} augmented views per clip encoded once (cached); each epoch draws one or the clean clip"
+        record["views"] = views
+    return record
 
 
 def _fresh_start(name, labels, pipeline, model_config, train_config, seed, device, group, head=None):
@@ -241,19 +284,22 @@ def _class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
 
 def _train_epoch(
     stepper, model, encoded: EncodedSet, optimizer, generator, cfg: TrainConfig, precision, device, epoch, progress,
-    group=None, class_weights=None,
+    group=None, class_weights=None, sampler: BalancedSampler | None = None,
 ) -> dict:
-    """One epoch. ``stepper`` is ``model`` itself, or its DistributedDataParallel wrapper."""
+    """One epoch. ``stepper`` is ``model`` itself, or its DistributedDataParallel wrapper; ``sampler``
+    (None: a plain shuffle of every row) chooses the rows of a balanced epoch."""
     stepper.train()
     total_loss, correct, seen = 0.0, 0, 0
     world = group.world if group is not None else 1
     # Global batches, the same in every process (same generator); each process takes its share.
     # A last batch with fewer rows than processes is left out (< N rows an epoch), since a process
     # with no rows cannot take part in the gradient all-reduce.
-    batches = [
-        b for b in batch_indices(encoded, cfg.batch_size, shuffle=True, bucket=cfg.bucket_by_length, generator=generator)
-        if len(b) >= world
-    ]
+    if sampler is None:
+        epoch_batches = batch_indices(encoded, cfg.batch_size, shuffle=True, bucket=cfg.bucket_by_length, generator=generator)
+    else:
+        epoch_batches = sampler.batches(encoded.sort_lengths(), cfg.batch_size, bucket=cfg.bucket_by_length,
+                                        generator=generator)
+    batches = [b for b in epoch_batches if len(b) >= world]
     bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False, disable=not progress)
     for number, index in enumerate(bar, start=1):
         mine = distributed.share(index, group)

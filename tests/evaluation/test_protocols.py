@@ -21,7 +21,7 @@ def ids(utterances: list[Utterance]) -> list[str]:
 
 
 def test_protocols_are_one_table_of_names_and_descriptions():
-    assert list(PROTOCOLS) == ["paper", "loso"]
+    assert list(PROTOCOLS) == ["paper", "loso", "loco"]
     assert all(isinstance(d, str) and d for d in PROTOCOLS.values())
 
 
@@ -56,7 +56,7 @@ def test_loso_tests_every_utterance_exactly_once_never_on_its_own_training_rows(
 
 
 def test_bad_protocol_and_single_session_are_clear_errors():
-    with pytest.raises(ConfigError, match=r"unknown protocol 'kfold'; choose one of \['paper', 'loso'\]"):
+    with pytest.raises(ConfigError, match=r"unknown protocol 'kfold'; choose one of \['paper', 'loso', 'loco'\]"):
         make_folds(corpus([("1", "a"), ("2", "b")]), "kfold")
     with pytest.raises(ConfigError, match=r"needs at least two sessions, found \['1'\]"):
         make_folds(corpus([("1", "a"), ("1", "b")]), "loso")
@@ -103,3 +103,63 @@ def test_benchmarks_independence_is_what_their_readme_says(shared_data):
     (dev,) = make_folds(read_manifest(shared_data / "bench" / "meld4.csv"), "paper")
     assert dev.name == "dev"
     assert (dev.overlap.utterances, dev.overlap.test_utterances) == (864, 897)
+
+
+# --- several corpora ----------------------------------------------------------------------------
+
+
+def corpora(rows: list[tuple[str, str, str]]) -> list[Utterance]:
+    """(corpus, session, speaker) per row -> text-only utterances with ids u0, u1, ..."""
+    return [Utterance(f"u{i}", None, "hello", "neu", speaker, session, corpus=c)
+            for i, (c, session, speaker) in enumerate(rows)]
+
+
+TWO = [("A", "1", "a1"), ("A", "1", "a1"), ("A", "2", "a2"), ("A", "5", "a5"),
+       ("B", "1", "b1"), ("B", "2", "b2"), ("B", "2", "b2")]
+
+
+def test_loco_holds_out_each_corpus_once_and_trains_on_the_others():
+    rows = corpora(TWO)
+    folds = make_folds(rows, "loco")
+    assert [f.name for f in folds] == ["A", "B"]
+    assert ids(folds[0].test) == ["u0", "u1", "u2", "u3"] and ids(folds[0].train) == ["u4", "u5", "u6"]
+    assert ids(folds[1].test) == ["u4", "u5", "u6"] and ids(folds[1].train) == ["u0", "u1", "u2", "u3"]
+    assert [f.folder for f in folds] == ["test-A", "test-B"]
+
+
+def test_loco_needs_two_corpora():
+    with pytest.raises(ConfigError, match=r"'loco' \(leave one corpus out\) needs at least two corpora, found \['A'\]"):
+        make_folds(corpora([("A", "1", "x"), ("A", "2", "y")]), "loco")
+
+
+def test_loso_over_corpora_keeps_same_named_sessions_apart():
+    # Session "1" of A and session "1" of B are two folds, never one.
+    folds = make_folds(corpora(TWO), "loso")
+    assert [f.name for f in folds] == ["A/1", "A/2", "A/5", "B/1", "B/2"]
+    by_name = {f.name: f for f in folds}
+    assert ids(by_name["A/1"].test) == ["u0", "u1"] and "u4" in ids(by_name["A/1"].train)
+    assert ids(by_name["B/1"].test) == ["u4"]
+    assert by_name["A/1"].folder == "test-A_1"
+    assert sorted(u for f in folds for u in ids(f.test)) == sorted(f"u{i}" for i in range(7))
+
+
+def test_paper_over_corpora_holds_out_each_corpus_paper_session_in_one_fold():
+    (fold,) = make_folds(corpora(TWO), "paper")
+    assert fold.name == "A/5+B/2"  # 5 in A, B's last session
+    assert ids(fold.test) == ["u3", "u5", "u6"] and ids(fold.train) == ["u0", "u1", "u2", "u4"]
+    with pytest.raises(ConfigError, match="corpus 'C' has only \\['1'\\]"):
+        make_folds(corpora([*TWO, ("C", "1", "c")]), "paper")
+
+
+def test_speakers_of_different_corpora_never_overlap():
+    train = corpora([("A", "1", "spk1")])
+    test = [Utterance("t", None, "hi", "neu", "spk1", "2", corpus="B")]
+    assert speaker_overlap(train, test).speakers == 0
+    same = [Utterance("t", None, "hi", "neu", "spk1", "2", corpus="A")]
+    assert speaker_overlap(train, same).speakers == 1
+
+
+def test_one_corpus_folds_are_named_as_before():
+    rows = corpora([("A", "1", "x"), ("A", "2", "y"), ("A", "10", "z")])
+    assert [f.name for f in make_folds(rows, "loso")] == ["1", "2", "10"]
+    assert [f.name for f in make_folds(rows, "paper")] == ["10"]

@@ -8,19 +8,21 @@ import sys
 from pathlib import Path
 
 from emofusion.artifacts import load_trained
-from emofusion.cli.options import load_utterances
+from emofusion.cli.options import add_manifest_option, load_utterances
 from emofusion.errors import ConfigError
 from emofusion.experiments.scoring import rows_from_training_sessions, score
 from emofusion.features.acoustic import AcousticConfig
 from emofusion.features.cache import FeatureCache
+from emofusion.records import corpus_session
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("evaluate", help="score a trained model on a manifest", description=__doc__)
     p.add_argument("run_dir", type=Path, help="a folder written by `emofusion train`")
-    p.add_argument("--manifest", required=True, type=Path)
+    add_manifest_option(p)
     p.add_argument("--sessions", nargs="+", default=None,
-                   help="score only these sessions (default: every row; a warning names rows from training sessions)")
+                   help="score only these sessions, as SESSION or CORPUS/SESSION (default: every row; a warning "
+                        "names rows from training sessions)")
     p.add_argument("--cache", type=Path, default=None)
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
@@ -29,13 +31,14 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     trained = load_trained(args.run_dir, device=args.device)
-    utterances = load_utterances(args)
+    # A label the model cannot predict is an error naming its row, not a silently lower score.
+    utterances = load_utterances(args, labels=trained.labels)
     if args.sessions:
         wanted = set(args.sessions)
-        found = {u.session for u in utterances}
+        found = {u.session for u in utterances} | {corpus_session(u, True) for u in utterances}
         if not wanted & found:
             raise ConfigError(f"no rows in sessions {sorted(wanted)}; the manifest has {sorted(found)}")
-        utterances = [u for u in utterances if u.session in wanted]
+        utterances = [u for u in utterances if u.session in wanted or corpus_session(u, True) in wanted]
     cache = None
     if trained.pipeline.uses_speech:
         # A Whisper model has no acoustic config; its frames are cached under the same --cache root.
@@ -45,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(metrics.to_json(), indent=2))
         return 0
-    print(f"{trained.name} on {metrics.n} utterances of {args.manifest}")
+    print(f"{trained.name} on {metrics.n} utterances of {' + '.join(str(m) for m in args.manifest)}")
     print(f"WA {metrics.wa:.2%}   UA {metrics.ua:.2%}")
     print("recall  " + "  ".join(f"{c} {metrics.per_class[c]:.2%}" for c in metrics.labels))
     print("confusion (rows true, columns predicted):")

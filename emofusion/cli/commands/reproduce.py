@@ -7,7 +7,7 @@ import shlex
 from pathlib import Path
 
 from emofusion.cli.options import (
-    add_data_options, add_training_options, experiment_config, feature_cache, load_utterances,
+    add_data_options, add_training_options, experiment_config, feature_cache, load_utterances, manifest_names,
 )
 from emofusion.evaluation.protocols import PROTOCOLS
 from emofusion.experiments.runner import run_experiment, speaker_overlap_notes
@@ -20,7 +20,8 @@ def register(subparsers) -> None:
     add_data_options(p)
     p.add_argument("--out", required=True, type=Path, help="report folder")
     p.add_argument("--protocol", nargs="+", choices=list(PROTOCOLS), default=["paper"],
-                   help="paper and/or loso (leave-one-session-out: each seed's folds pooled, counts summed)")
+                   help="paper, loso (leave-one-session-out) and/or loco (leave-one-corpus-out, several "
+                        "manifests or a corpus column): each seed's folds pooled, counts summed")
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (0..N-1), default 3")
     p.add_argument("--models", nargs="+", default=list(MODEL_NAMES))
     p.add_argument("--runs-dir", type=Path, default=None, help="where run folders go (default OUT/runs)")
@@ -51,8 +52,15 @@ def run(args: argparse.Namespace) -> int:
     if with_audio:
         frames = cache.get(with_audio[0].audio)
         example = (frames, FEATURE_NAMES, with_audio[0].id)
+    corpora = sorted({u.corpus for u in utterances})
     notes = [
         f"{len(utterances)} manifest rows; labels {sorted({u.label for u in utterances})}.",
+        *([f"Corpora: {', '.join(corpora)}. " + {
+            "auto": "A training fold that spans two corpora or more samples them in balance (every corpus, "
+                    "and every class within it, an equal share of each epoch); one corpus is shuffled plainly.",
+            "corpus_class": "Every training fold samples its corpora and their classes in balance.",
+            "none": "Training folds shuffle their rows plainly (--balance none): larger corpora weigh more.",
+        }[config.train.balance]] if len(corpora) > 1 else []),
         f"Training: {config.train.epochs} epochs, batch {config.train.batch_size}, fixed epochs "
         "(no early stopping, nothing selected on held-out data); features standardised on training folds only.",
     ]
@@ -62,9 +70,9 @@ def run(args: argparse.Namespace) -> int:
         notes.append("Audio column ignored (--ignore-audio): text-only run.")
     notes += speaker_overlap_notes(results)
     path = write_report(
-        args.out, results, title=f"Table 1 reproduction on {args.manifest.name}",
+        args.out, results, title=f"Table 1 reproduction on {manifest_names(args)}",
         command="emofusion " + shlex.join(args.argv), notes=notes, feature_example=example, skipped=skipped,
-        data=describe_data(args.manifest.name, utterances),
+        data=describe_data(manifest_names(args), utterances),
     )
     print(f"report: {path}")
     return 0
