@@ -24,7 +24,8 @@ from safetensors.torch import load_file, save_file
 from emofusion.errors import ConfigError, EmofusionError
 from emofusion.features.pipeline import FeaturePipeline
 from emofusion.fileio import atomic_path, write_json_atomic
-from emofusion.models import EmotionClassifier, ModelConfig, build_model, canonical_name
+from emofusion.models import MODEL_SPECS, EmotionClassifier, ModelConfig, build_model, canonical_name
+from emofusion.models.calibration import Calibration
 
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "model.json"
@@ -42,6 +43,11 @@ class TrainedModel:
     @property
     def modalities(self) -> frozenset[str]:
         return self.pipeline.modalities
+
+    @property
+    def calibration(self) -> Calibration:
+        """model.json's calibration (temperature, confidence threshold); temperature 1 without one."""
+        return Calibration.from_meta(self.meta)
 
 
 def build_for_pipeline(name: str, pipeline: FeaturePipeline, *, n_classes: int, config: ModelConfig) -> EmotionClassifier:
@@ -104,6 +110,7 @@ def load_trained(run_dir: str | Path, device: str | torch.device = "cpu") -> Tra
         raise ConfigError(f"{run}: not a trained model folder (needs {META_FILE} and {WEIGHTS_FILE})")
     meta = _read_meta(meta_path)
     name, labels, config = _described_model(meta, meta_path)
+    Calibration.from_meta(meta, str(meta_path))  # a damaged calibration block is refused here, not at predict time
     # The pipeline without its vocabulary (which needs the weights): the input shapes, checked.
     state = meta["pipeline"]
     shapes = _pipeline_from_state({**state, "text": None} if isinstance(state, dict) else state, None, meta_path)
@@ -124,6 +131,11 @@ def load_trained(run_dir: str | Path, device: str | torch.device = "cpu") -> Tra
         raise ConfigError(
             f"{meta_path}: the pipeline reads {sorted(pipeline.modalities)} but {name} reads {sorted(model.modalities)}"
         )
+    # Two encoders of one width (Whisper tiny.en's last and middle layers) fit the same weights: the
+    # pipeline must run the ones the model is named for.
+    runs, expected = tuple(e.key for e in pipeline.encoders), MODEL_SPECS[name].frozen_encoders
+    if runs != expected:
+        raise ConfigError(f"{meta_path}: {name} reads the encoders {list(expected)} but its pipeline runs {list(runs)}")
     model.load_state_dict(state)
     model.to(device).eval()
     return TrainedModel(name, labels, model, pipeline, meta)

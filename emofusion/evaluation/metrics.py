@@ -10,10 +10,23 @@
 
 Everything is computed from a confusion-count matrix, so results of several folds can be pooled
 exactly by summing counts (`pool`), which is what the report does for leave-one-session-out.
+
+How far the predicted probabilities can be trusted (`ProbabilityScores`, from `probability_scores`):
+
+- **ECE** (expected calibration error, in points): predictions are put into 10 equal-width bins by
+  their top probability; ECE = sum over bins of (bin count / n) * |accuracy - mean top probability|,
+  times 100. 0 is perfect; a model that says 90% and is right 60% of the time scores 30.
+- **NLL**: mean negative natural log of the probability given to the true class.
+- **Brier**: mean over utterances of sum over classes of (p_c - [c is true])^2 (0..2).
+
+These are kept as sums (per bin: count, summed top probability, right answers; NLL and Brier
+sums), so folds pool exactly as the confusion counts do, and no per-utterance probability needs to
+be stored in results.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from numbers import Integral
@@ -45,6 +58,13 @@ class Metrics:
     confusion: np.ndarray
     counts: np.ndarray
     n: int
+    probability: "ProbabilityScores | None" = None
+
+    def with_probability(self, scores: "ProbabilityScores") -> "Metrics":
+        """These metrics with probability scores of the same utterances attached."""
+        if scores.n != self.n:
+            raise ConfigError(f"probability scores cover {scores.n} utterances, the metrics {self.n}")
+        return dataclasses.replace(self, probability=scores)
 
     @classmethod
     def from_counts(cls, counts: np.ndarray | Sequence[Sequence[int]], labels: Sequence[str]) -> "Metrics":
@@ -91,6 +111,7 @@ class Metrics:
             "confusion": self.confusion.tolist(),
             "counts": self.counts.tolist(),
             "n": self.n,
+            **({"probability": self.probability.to_json()} if self.probability is not None else {}),
         }
 
     @classmethod
@@ -102,6 +123,8 @@ class Metrics:
         metrics = cls.from_counts(d["counts"], d["labels"])
         if "n" in d and int(d["n"]) != metrics.n:
             raise ConfigError(f"metrics JSON says n={d['n']} but its counts sum to {metrics.n}")
+        if d.get("probability") is not None:
+            metrics = metrics.with_probability(ProbabilityScores.from_json(d["probability"]))
         return metrics
 
 
@@ -134,7 +157,10 @@ def pool(metrics: Sequence[Metrics]) -> Metrics:
     if not metrics:
         raise ConfigError("nothing to pool: empty list of metrics")
     labels = _same_labels(metrics)
-    return Metrics.from_counts(sum(m.counts for m in metrics), labels)
+    pooled = Metrics.from_counts(sum(m.counts for m in metrics), labels)
+    if all(m.probability is not None for m in metrics):
+        pooled = pooled.with_probability(ProbabilityScores.pool([m.probability for m in metrics]))
+    return pooled
 
 
 def aggregate(metrics: Sequence[Metrics]) -> dict:
@@ -207,3 +233,122 @@ def _to_index(value, index: dict[str, int], labels: tuple[str, ...], name: str, 
             raise ConfigError(f"{name}[{row}] = {int(value)} is out of range for {len(labels)} labels {labels}")
         return int(value)
     raise ConfigError(f"{name}[{row}] = {value!r} is neither a label name nor an integer index")
+
+
+ECE_BINS = 10  # equal-width bins on the top probability (the issue's definition of ECE)
+
+
+@dataclass(frozen=True, eq=False)
+class ProbabilityScores:
+    """Calibration of one prediction run, as poolable sums (see the module docstring).
+
+    Arguments:
+        bin_count: utterances per top-probability bin (bin i covers [i/10, (i+1)/10), the last one
+            includes 1).
+        bin_confidence: summed top probability per bin.
+        bin_correct: right predictions per bin.
+        nll_sum: summed -ln p(true class).
+        brier_sum: summed multi-class Brier score.
+    """
+
+    bin_count: np.ndarray
+    bin_confidence: np.ndarray
+    bin_correct: np.ndarray
+    nll_sum: float
+    brier_sum: float
+
+    @property
+    def n(self) -> int:
+        return int(self.bin_count.sum())
+
+    @property
+    def ece(self) -> float:
+        """Expected calibration error in points (0-100)."""
+        gap = np.abs(self.bin_correct - self.bin_confidence).sum()  # per bin: count * |acc - conf|
+        return float(100.0 * gap / self.n)
+
+    @property
+    def nll(self) -> float:
+        return self.nll_sum / self.n
+
+    @property
+    def brier(self) -> float:
+        return self.brier_sum / self.n
+
+    @property
+    def mean_confidence(self) -> float:
+        return float(self.bin_confidence.sum() / self.n)
+
+    def reliability(self) -> list[dict]:
+        """Reliability-diagram data: per non-empty bin its edges, count, mean top probability and accuracy."""
+        edges = np.arange(len(self.bin_count) + 1) / len(self.bin_count)
+        return [
+            {"low": float(edges[i]), "high": float(edges[i + 1]), "count": int(c),
+             "confidence": float(self.bin_confidence[i] / c), "accuracy": float(self.bin_correct[i] / c)}
+            for i, c in enumerate(self.bin_count) if c > 0
+        ]
+
+    def to_json(self) -> dict:
+        return {"ece": self.ece, "nll": self.nll, "brier": self.brier, "mean_confidence": self.mean_confidence,
+                "bin_count": self.bin_count.tolist(), "bin_confidence": self.bin_confidence.tolist(),
+                "bin_correct": self.bin_correct.tolist(), "nll_sum": self.nll_sum, "brier_sum": self.brier_sum}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "ProbabilityScores":
+        """Inverse of `to_json`, recomputed from the sums (the derived figures are not trusted)."""
+        try:
+            count = np.asarray(d["bin_count"], dtype=np.int64)
+            scores = cls(count, np.asarray(d["bin_confidence"], dtype=np.float64),
+                         np.asarray(d["bin_correct"], dtype=np.int64), float(d["nll_sum"]), float(d["brier_sum"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"probability scores JSON is damaged ({type(exc).__name__}: {exc})") from None
+        if not (count.ndim == 1 and scores.bin_confidence.shape == count.shape == scores.bin_correct.shape
+                and count.sum() > 0 and (count >= 0).all()):
+            raise ConfigError("probability scores JSON: bins must be equal-length lists with a positive total count")
+        return scores
+
+    @classmethod
+    def pool(cls, scores: Sequence["ProbabilityScores"]) -> "ProbabilityScores":
+        """The scores of the concatenated test sets: every sum added."""
+        return cls(sum(s.bin_count for s in scores), sum(s.bin_confidence for s in scores),
+                   sum(s.bin_correct for s in scores), sum(s.nll_sum for s in scores),
+                   sum(s.brier_sum for s in scores))
+
+
+def probability_scores(probabilities, y_true: Sequence[int], *, bins: int = ECE_BINS) -> ProbabilityScores:
+    """ECE, NLL and Brier sums of predicted class probabilities against the true class indices.
+
+    Arguments:
+        probabilities: (n, k) rows summing to 1.
+        y_true: (n,) true class indices into the columns.
+        bins: equal-width top-probability bins for ECE and the reliability diagram.
+
+    The predicted class is the argmax (ties: the first), as everywhere else in emofusion. A
+    probability of 0 for the true class is clipped to 1e-12 in the NLL, so one such row costs 27.6
+    instead of making the mean infinite.
+
+    Example:
+        >>> s = probability_scores([[0.9, 0.1], [0.6, 0.4]], [0, 1])
+        >>> round(s.ece, 6), round(s.brier, 6)
+        (35.0, 0.37)
+    """
+    p = np.asarray(probabilities, dtype=np.float64)
+    y = np.asarray(y_true, dtype=np.int64)
+    if p.ndim != 2 or len(p) == 0 or y.shape != (len(p),):
+        raise ConfigError(f"probability scores need (n, k) probabilities and n labels, got {p.shape} and {y.shape}")
+    if not np.isfinite(p).all() or (p < 0).any() or not np.allclose(p.sum(axis=1), 1.0, atol=1e-3):
+        raise ConfigError("probabilities must be finite, non-negative and sum to 1 in each row")
+    if y.min() < 0 or y.max() >= p.shape[1]:
+        raise ConfigError(f"true class indices must lie in 0..{p.shape[1] - 1}")
+    top = p.max(axis=1)
+    correct = p.argmax(axis=1) == y
+    which = np.minimum((top * bins).astype(np.int64), bins - 1)  # 1.0 falls in the last bin
+    onehot = np.zeros_like(p)
+    onehot[np.arange(len(y)), y] = 1.0
+    return ProbabilityScores(
+        bin_count=np.bincount(which, minlength=bins).astype(np.int64),
+        bin_confidence=np.bincount(which, weights=top, minlength=bins),
+        bin_correct=np.bincount(which, weights=correct, minlength=bins).astype(np.int64),
+        nll_sum=float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, None)).sum()),
+        brier_sum=float(((p - onehot) ** 2).sum()),
+    )

@@ -7,7 +7,9 @@ The graph takes the model's inputs by name, whichever of them the model reads:
     tokens          int64   (batch, words)       word ids, 0 after each length
     text_lengths    int64   (batch,)             real words per row
 
-and answers ``probabilities`` float32 (batch, n_classes). Batch, frames and words are dynamic axes;
+and answers ``probabilities`` float32 (batch, n_classes), calibrated: a model's temperature
+(model.json ``calibration``) divides the logits inside the graph, so the .onnx file alone gives the
+probabilities PyTorch gives. Batch, frames and words are dynamic axes;
 the masks are derived inside the graph from the lengths, as the PyTorch model derives them. The
 file's metadata (key ``emofusion``, JSON) carries the labels, the acoustic feature config, the
 normalisation (mean/std) and the text vocabulary, so a consumer needs nothing else.
@@ -41,6 +43,7 @@ from emofusion.errors import ExportError
 from emofusion.export.quantize import INT8_SETTINGS, quantize_int8, split_lstm_inputs
 from emofusion.extras import require
 from emofusion.fileio import write_bytes_atomic
+from emofusion.models.calibration import Calibration
 
 SPEECH_INPUTS = ("speech", "speech_lengths")
 TEXT_INPUTS = ("tokens", "text_lengths")
@@ -86,23 +89,25 @@ def export_onnx(
     """
     if quantize not in (None, *QUANTIZATIONS):
         raise ExportError(f"unknown quantisation {quantize!r}; choose one of {', '.join(QUANTIZATIONS)}")
-    kinds = (trained.pipeline.speech_kind, trained.pipeline.text_kind)
-    if kinds != ("acoustic", "words"):
+    encoders = trained.pipeline.encoders  # the registry entries it reads (emofusion.features.encoders.registry)
+    if encoders:
         raise ExportError(
-            f"{trained.name} reads features of pretrained encoders ({'/'.join(kinds)}), computed outside the "
-            "model: ONNX export covers models on the 34 acoustic features and word ids (the Table-1 models)"
+            f"{trained.name} reads features of pretrained encoders ({', '.join(f'{e.key}: {e.label}' for e in encoders)}), "
+            "computed outside the model: ONNX export covers models on the 34 acoustic features and word ids (the Table-1 models)"
         )
     require("onnx", "onnx", "ONNX export")
     require("onnxruntime", "onnx", "ONNX export (the exported graph is checked in onnxruntime)")
     model = _cpu_float_copy(trained.model)
     names = graph_inputs(trained.modalities)
-    graph = trace_to_onnx(model, names, _example_inputs(trained, model), name=trained.name)
+    calibration = trained.calibration
+    graph = trace_to_onnx(model, names, _example_inputs(trained, model), name=trained.name, calibration=calibration)
     checks = check_inputs(trained, model)
-    difference = max_difference(model, names, graph, checks, name=trained.name)
+    difference = max_difference(model, names, graph, checks, name=trained.name, calibration=calibration)
     if quantize == "int8":
         # The split is exact in float: verify it as the traced graph was, then quantise.
         graph = split_lstm_inputs(graph)
-        difference = max(difference, max_difference(model, names, graph, checks, name=trained.name))
+        difference = max(difference, max_difference(model, names, graph, checks, name=trained.name,
+                                                     calibration=calibration))
         graph = quantize_int8(graph)
     data = with_metadata(graph, metadata(trained, quantize=quantize, source=source))
     out = Path(out)
@@ -112,19 +117,23 @@ def export_onnx(
 
 
 class _Probabilities(nn.Module):
-    """The classifier plus its softmax, called with positional inputs (what the exporter feeds)."""
+    """The classifier plus its calibrated softmax, called with positional inputs (what the exporter feeds)."""
 
-    def __init__(self, model: nn.Module, names: tuple[str, ...]) -> None:
+    def __init__(self, model: nn.Module, names: tuple[str, ...], calibration: Calibration | None = None) -> None:
         super().__init__()
         self.model = model
         self.names = names
+        self.calibration = calibration or Calibration()
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         logits = self.model(**dict(zip(self.names, inputs)))
-        return torch.softmax(logits.float(), dim=1)
+        return self.calibration.probabilities(logits)
 
 
-def trace_to_onnx(model: nn.Module, names: tuple[str, ...], example: dict[str, torch.Tensor], *, name: str) -> bytes:
+def trace_to_onnx(
+    model: nn.Module, names: tuple[str, ...], example: dict[str, torch.Tensor], *, name: str,
+    calibration: Calibration | None = None,
+) -> bytes:
     """The ONNX bytes of ``model`` (eval, CPU, float32) traced on ``example``; ExportError if it fails."""
     axes = {"speech": {0: "batch", 1: "frames"}, "speech_lengths": {0: "batch"},
             "tokens": {0: "batch", 1: "words"}, "text_lengths": {0: "batch"}}
@@ -135,7 +144,7 @@ def trace_to_onnx(model: nn.Module, names: tuple[str, ...], example: dict[str, t
         warnings.simplefilter("ignore")
         try:
             torch.onnx.export(
-                _Probabilities(model, names).eval(),
+                _Probabilities(model, names, calibration).eval(),
                 tuple(example[n] for n in names),
                 buffer,
                 dynamo=False,
@@ -164,7 +173,8 @@ def check_inputs(trained: TrainedModel, model: nn.Module) -> list[dict[str, np.n
 
 
 def max_difference(
-    model: nn.Module, names: tuple[str, ...], graph: bytes, checks: list[dict[str, np.ndarray]], *, name: str
+    model: nn.Module, names: tuple[str, ...], graph: bytes, checks: list[dict[str, np.ndarray]], *, name: str,
+    calibration: Calibration | None = None,
 ) -> float:
     """Worst |onnxruntime - PyTorch| probability over ``checks``; ExportError above the tolerance."""
     session = _session(graph)
@@ -175,7 +185,7 @@ def max_difference(
         except Exception as exc:  # onnxruntime's errors are not a public hierarchy
             raise ExportError(f"{name}: the exported graph fails in onnxruntime ({exc}); no file written") from exc
         with torch.inference_mode():
-            want = _Probabilities(model, names)(*(torch.from_numpy(feeds[n]) for n in names)).numpy()
+            want = _Probabilities(model, names, calibration)(*(torch.from_numpy(feeds[n]) for n in names)).numpy()
         difference = float(np.abs(got - want).max()) if got.shape == want.shape else float("inf")
         if not difference <= MAX_PROBABILITY_DIFFERENCE:
             shape = {n: feeds[n].shape for n in names}
@@ -203,6 +213,8 @@ def metadata(trained: TrainedModel, *, quantize: str | None, source: str | None)
         "quantization": INT8_SETTINGS if quantize == "int8" else None,
         "source": source,
         "fingerprint": trained.meta.get("fingerprint"),
+        # Applied inside the graph already; kept for the confidence threshold and the record.
+        **({"calibration": trained.meta["calibration"]} if trained.meta.get("calibration") is not None else {}),
         "exported_with": {"emofusion": __version__, "torch": torch.__version__, "opset": OPSET},
     }
 

@@ -24,6 +24,7 @@ from emofusion.artifacts import META_FILE, WEIGHTS_FILE, TrainedModel, load_trai
 from emofusion.errors import ConfigError
 from emofusion.extras import require
 from emofusion.features.pipeline import FeaturePipeline
+from emofusion.models.calibration import Calibration
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
 # One thread per session: one utterance is too small for a thread pool to pay for its
@@ -35,14 +36,16 @@ class TorchBackend:
     name = "torch"
     reads_tokens = False  # the recogniser may pass `text_features` (a transcript encoded once)
 
-    def __init__(self, model: torch.nn.Module, device: torch.device) -> None:
+    def __init__(self, model: torch.nn.Module, device: torch.device, calibration: Calibration | None = None) -> None:
         self.model = model.to(device).eval()
         self.device = device
+        # The exported graph divides by the temperature itself; here it is applied to the logits.
+        self.calibration = calibration or Calibration()
 
     @torch.inference_mode()
     def probabilities(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
         logits = self.model(**batch)
-        return torch.softmax(logits.float(), dim=1).cpu().numpy().astype(np.float64)
+        return self.calibration.probabilities(logits).cpu().numpy().astype(np.float64)
 
 
 class OnnxBackend:

@@ -102,7 +102,9 @@ def predict_to_csv(
     workers: int | None = 1,
     results: Iterable[Result] | None = None,
 ) -> tuple[int, int]:
-    """Write id, predicted, p_<label>..., transcript and error, one row per item; returns (predicted, failed).
+    """Write id, predicted, p_<label>..., confident, transcript and error, one row per item; returns
+    (predicted, failed). ``confident``: true/false from the model's calibration threshold, empty for
+    a model without calibration (and for a failed row).
 
     ``transcript`` is the text the model read: the item's own, or Whisper's when it had none.
 
@@ -119,16 +121,19 @@ def predict_to_csv(
 
     def write(f):
         nonlocal failed
-        writer = csv.DictWriter(f, fieldnames=["id", "predicted", *[f"p_{c}" for c in labels], "transcript", "error"])
+        writer = csv.DictWriter(
+            f, fieldnames=["id", "predicted", *[f"p_{c}" for c in labels], "confident", "transcript", "error"]
+        )
         writer.writeheader()
         done = 0
         with tqdm(total=len(items), desc="predict", unit="utt", disable=not progress) as bar:
             for item, (prediction, error) in zip(items, results):
-                row = {"id": item.id, "predicted": "", **{f"p_{c}": "" for c in labels}, "transcript": "",
-                       "error": error or ""}
+                row = {"id": item.id, "predicted": "", **{f"p_{c}": "" for c in labels}, "confident": "",
+                       "transcript": "", "error": error or ""}
                 if prediction is not None:
                     row["predicted"] = prediction.label
                     row.update({f"p_{c}": f"{prediction.probabilities[c]:.6f}" for c in labels})
+                    row["confident"] = _flag(prediction.confident)
                     row["transcript"] = prediction.transcript or ""
                 else:
                     failed += 1
@@ -181,3 +186,8 @@ def _sidecar_transcript(recording: Path) -> tuple[str | None, str | None]:
         return None, f"transcript {transcript}: not UTF-8 ({exc.reason} at byte {exc.start})"
     except OSError as exc:
         return None, f"transcript {transcript}: cannot be read ({exc.strerror})"
+
+
+def _flag(value: bool | None) -> str:
+    """A CSV cell for a yes/no that may be unknown: "true", "false" or empty."""
+    return "" if value is None else str(bool(value)).lower()

@@ -102,6 +102,7 @@ class _ChunkPredictor:
             for prediction, error in predict_chunk(self.recognizer, [Item(*i) for i in json.loads(chunk)]):
                 out.append({"error": error} if prediction is None else
                            {"label": prediction.label, "probabilities": prediction.probabilities,
+                            "confident": prediction.confident,
                             "modalities": list(prediction.modalities), "windows": prediction.windows,
                             "transcript": prediction.transcript, "transcribed": prediction.transcribed})
             results.append(json.dumps(out))
@@ -124,4 +125,5 @@ def _result(data: dict) -> Result:
     if "error" in data:
         return None, data["error"]
     return Prediction(data["label"], data["probabilities"], tuple(data["modalities"]), data["windows"],
-                      transcript=data.get("transcript"), transcribed=bool(data.get("transcribed"))), None
+                      transcript=data.get("transcript"), transcribed=bool(data.get("transcribed")),
+                      confident=data.get("confident")), None

@@ -45,6 +45,14 @@ from emofusion.inference.shipped import PAPER_FUSION_MODEL, SHIPPED_DIR, SHIPPED
 if TYPE_CHECKING:
     from emofusion.asr.transcriber import AsrConfig
 
+# Languages the text side of every model here reads: GloVe and MiniLM were trained on English text.
+# The one home of that fact until the encoder registry carries it per text encoder. A transcript
+# in another language is not read: the text branch gets the neutral input instead (zero features;
+# an exported graph, which reads word ids, a lone padding token), so a fusion model answers from
+# its speech (measured in docs/results/language_fallback.md).
+TEXT_LANGUAGES: tuple[str, ...] = ("en",)
+_NEUTRAL_TOKENS = np.zeros(1, dtype=np.int64)  # the vocabulary's padding id (Vocabulary.PAD)
+
 # The paper's fusion model M-CBLA-BLR (the default without the encoders extra; ONNX export's default).
 SHIPPED_MODEL = PAPER_FUSION_MODEL
 
@@ -61,6 +69,12 @@ class Prediction:
     # Top probability at or above the model's validated threshold (model.json "calibration");
     # None: the model has no calibration, so nothing is known about it.
     confident: bool | None = None
+    # What speech recognition heard (None when nothing was transcribed): its language ("en", "de"...)
+    # and Whisper's probability of it. ``text_used``: whether the model read the transcript; False
+    # when it was not in a language the text side reads or Whisper was unsure of it (`TEXT_LANGUAGES`).
+    language: str | None = None
+    language_probability: float | None = None
+    text_used: bool = False
 
     def to_json(self) -> dict:
         return {
@@ -71,6 +85,9 @@ class Prediction:
             "windows": self.windows,
             "transcript": self.transcript,
             "transcribed": self.transcribed,
+            "language": self.language,
+            "language_probability": self.language_probability,
+            "text_used": self.text_used,
         }
 
 
@@ -83,6 +100,11 @@ class PreparedInput:
     tokens: np.ndarray | None = None  # the transcript's word ids; None for a speech-only model
     timings_ms: dict[str, float] = field(default_factory=dict)  # "decode", "features" (+ "transcription")
     transcribed: bool = False  # ``text`` came from Whisper
+    language: str | None = None  # what Whisper heard (with ``transcribed``)
+    language_probability: float | None = None
+    # False: the transcript is not read (another language, or Whisper unsure); the text branch gets
+    # the neutral input instead (`_neutral_text`), so the fusion model answers from the speech.
+    text_used: bool = True
     # The transcript's row of text features: computed by the first forward pass that needs it and
     # reused by any later pass over more of this utterance's windows (the service splits long ones).
     text_features: torch.Tensor | None = field(default=None, repr=False, compare=False)
@@ -179,9 +201,20 @@ class EmotionRecognizer:
 
     def transcribe(self, samples: np.ndarray) -> str:
         """The words of one utterance (16 kHz mono samples), with this recognizer's Whisper model."""
+        return self.hear(samples).text
+
+    def hear(self, samples: np.ndarray):
+        """What this recognizer's Whisper model hears in a recording of any length (16 kHz mono):
+        words, language, confidence (`emofusion.asr.transcriber.Heard`). Over 30 s it is
+        transcribed utterance by utterance (`Transcriber.transcribe_long`), in bounded memory."""
         from emofusion.asr.transcriber import Transcriber
 
-        return Transcriber.load(self.asr).transcribe(samples)
+        return Transcriber.load(self.asr).transcribe_long(samples)
+
+    @property
+    def text_languages(self) -> tuple[str, ...]:
+        """Languages this model's text side reads (a transcript in another is not read)."""
+        return TEXT_LANGUAGES
 
     def prepare(
         self,
@@ -227,11 +260,19 @@ class EmotionRecognizer:
             speech = decoded.samples
             if decoded.sample_rate != TARGET_SAMPLE_RATE:  # Whisper listens at 16 kHz
                 speech = soxr.resample(speech, decoded.sample_rate, TARGET_SAMPLE_RATE, quality="HQ")
-            text = self.transcribe(speech)
+            heard = self.hear(speech)
+            text = heard.text
             timings["transcription"] = (time.perf_counter() - t2) * 1e3
             if not text:
                 raise TextError(f"no transcript: {self.name} reads the text, and no words were recognised in "
                                 f"the audio (for sound alone use the speech-only model: --model speech)")
+            text_used = heard.language in self.text_languages and heard.reliable
+            if not (text_used or pipeline.uses_speech):
+                raise TextError(
+                    f"no usable transcript: {self.name} reads only the text, in {', '.join(self.text_languages)}; "
+                    f"Whisper heard {heard.language} (p={heard.language_probability:.2f})"
+                    + ("" if heard.reliable else " and was unsure of the words")
+                )
             tokens = self._encode_text(text, limits)
         windows: list = [None]
         if pipeline.uses_speech:
@@ -242,9 +283,13 @@ class EmotionRecognizer:
             span = pipeline.max_frames
             windows = [all_frames[i : i + span] for i in range(0, len(all_frames), span)]
         timings["features"] = (time.perf_counter() - t0) * 1e3 - decode_ms - timings.get("transcription", 0.0)
-        return PreparedInput(
+        prepared = PreparedInput(
             windows, text if pipeline.uses_text else "", tokens, timings_ms=timings, transcribed=must_transcribe
         )
+        if must_transcribe:
+            prepared.language, prepared.language_probability = heard.language, heard.language_probability
+            prepared.text_used = text_used
+        return prepared
 
     def predict_prepared(self, prepared: Sequence[PreparedInput]) -> list[Prediction]:
         """One forward pass over every window of every prepared utterance.
@@ -278,7 +323,7 @@ class EmotionRecognizer:
             lengths = encoded.speech.lengths
         if pipeline.uses_text and self.backend.reads_tokens:
             # An exported graph is the whole model: each window gets its transcript's word ids.
-            encoded.tokens = [p.tokens for p in owners]
+            encoded.tokens = [p.tokens if p.text_used else _NEUTRAL_TOKENS for p in owners]
         elif pipeline.uses_text:
             self._encode_transcripts([p for p, _, _ in parts])
         probabilities = None
@@ -314,6 +359,9 @@ class EmotionRecognizer:
             transcript=prepared.text if self.trained.pipeline.uses_text else None,
             transcribed=prepared.transcribed,
             confident=self.calibration.confident(float(probs.max())),
+            language=prepared.language,
+            language_probability=prepared.language_probability,
+            text_used=self.trained.pipeline.uses_text and prepared.text_used,
         )
 
     def _encode_text(self, text: str | None, limits: InputLimits) -> np.ndarray | None:
@@ -347,4 +395,5 @@ class EmotionRecognizer:
             batch = collate(encoded, np.arange(len(todo)), self.device)
             features = self.trained.model.encode_text(batch["tokens"], batch["text_lengths"])
         for i, p in enumerate(todo):
-            p.text_features = features[i : i + 1]
+            # A transcript not to be read (`PreparedInput.text_used`): the neutral input, zeros.
+            p.text_features = features[i : i + 1] if p.text_used else torch.zeros_like(features[i : i + 1])

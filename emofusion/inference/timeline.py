@@ -59,6 +59,7 @@ class Segment:
     probabilities: dict[str, float] | None
     model: str | None  # the model that classified it (the speech-only fallback names itself)
     error: str | None = None
+    confident: bool | None = None  # `Prediction.confident` of its classification
 
     @property
     def duration(self) -> float:
@@ -71,6 +72,7 @@ class Segment:
             "text": self.text,
             "label": self.label,
             "probabilities": self.probabilities,
+            "confident": self.confident,
             "model": self.model,
             "error": self.error,
         }
@@ -257,7 +259,8 @@ class _Classifier:
             items = [(i, p) for i, m, p in self.pending if m is model]
             for (i, _), prediction in zip(items, model.predict_prepared([p for _, p in items])):
                 s = self.segments[i]
-                self.segments[i] = Segment(s.start, s.end, s.text, prediction.label, prediction.probabilities, s.model)
+                self.segments[i] = Segment(s.start, s.end, s.text, prediction.label, prediction.probabilities, s.model,
+                                           confident=prediction.confident)
         self.pending = []
         self.timings["emotion"] += time.perf_counter() - t0
 
