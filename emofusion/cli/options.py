@@ -81,6 +81,10 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="train over a different run already in the output folder (refused otherwise)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="hold out 20%% of each corpus's training speakers (corpora with 3 or more), train on "
+                             "the rest and fit the temperature and confidence threshold on them (model.json "
+                             "'calibration'); without it probabilities are the softmax as trained")
 
 
 def load_utterances(args: argparse.Namespace, labels: tuple[str, ...] | None = None) -> list[Utterance]:
@@ -103,6 +107,7 @@ def experiment_config(args: argparse.Namespace) -> ExperimentConfig:
         text=TextConfig(vectors=args.vectors),
         train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, precision=args.precision,
                           balance=args.balance),
+        calibrate=getattr(args, "calibrate", False),
     )
 
 

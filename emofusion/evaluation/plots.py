@@ -1,4 +1,5 @@
-"""The report's figures: confusion matrices (paper Figs 7-8), WA/UA bars (Figs 5-6), feature plots.
+"""The report's figures: confusion matrices (paper Figs 7-8), WA/UA bars (Figs 5-6), feature plots,
+reliability diagrams (how often predictions at each confidence are right).
 
 Figures are built with `matplotlib.figure.Figure` directly rather than `pyplot`: no global state, no
 display needed, and importing this module does not switch the caller's matplotlib backend.
@@ -41,6 +42,40 @@ def plot_confusion(path: Path, confusion: np.ndarray, labels: Sequence[str], tit
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
+def plot_reliability(path: Path, reliability: Sequence[Mapping], title: str, *, ece: float | None = None,
+                     bins: int = 10) -> Path:
+    """A reliability diagram: per top-probability bin, the accuracy (bars) against the mean top
+    probability (dots); the diagonal is perfect calibration. Bar width shows the bin, the count
+    is written above each bar.
+
+    Arguments:
+        reliability: `ProbabilityScores.reliability()` rows: low, high, count, confidence, accuracy.
+        ece: printed in the title when given (points).
+    """
+    fig = Figure(figsize=(4.2, 4.2), dpi=DPI)
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect calibration")
+    if reliability:
+        lows = np.array([r["low"] for r in reliability], dtype=np.float64)
+        widths = np.array([r["high"] - r["low"] for r in reliability], dtype=np.float64)
+        accuracy = np.array([r["accuracy"] for r in reliability], dtype=np.float64)
+        confidence = np.array([r["confidence"] for r in reliability], dtype=np.float64)
+        ax.bar(lows, accuracy, widths, align="edge", color="tab:blue", alpha=0.7, edgecolor="white", label="accuracy")
+        ax.plot(confidence, confidence, "o", color="tab:red", markersize=3, label="mean top probability")
+        for low, width, acc, r in zip(lows, widths, accuracy, reliability):
+            ax.text(low + width / 2, min(acc + 0.02, 0.97), str(r["count"]), ha="center", fontsize=6)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xticks(np.linspace(0, 1, bins + 1) if bins <= 10 else np.linspace(0, 1, 6))
+    ax.set_xlabel("top probability")
+    ax.set_ylabel("accuracy")
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title(title + ("" if ece is None else f"\nECE {ece:.1f} points"), fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     return path

@@ -29,9 +29,9 @@ import numpy as np
 from emofusion.errors import ConfigError
 from emofusion.evaluation.claims import check_claims
 from emofusion.evaluation.data_card import DataCard
-from emofusion.evaluation.metrics import Metrics, aggregate, pool
+from emofusion.evaluation.metrics import Metrics, ProbabilityScores, _mean_std, aggregate, pool
 from emofusion.evaluation.paper import PAPER_TABLE1, PUBLISHED_COMPARISONS
-from emofusion.evaluation.plots import plot_confusion, plot_features, plot_wa_ua, safe_name
+from emofusion.evaluation.plots import plot_confusion, plot_features, plot_reliability, plot_wa_ua, safe_name
 from emofusion.evaluation.protocols import PROTOCOLS
 from emofusion.evaluation.results import RunResult
 from emofusion.models.registry import MODEL_NAMES, canonical_name, text_feature
@@ -102,6 +102,12 @@ def write_report(
             plot_confusion(path, s.stats["confusion"], s.labels,
                            f"{s.model}, {protocol}: mean of {len(s.per_seed)} seed(s)")
             figures[protocol].append(path.name)
+            scores = _probability_over_seeds(s)
+            if scores is not None:
+                path = out / f"reliability_{protocol}_{safe_name(s.model)}.png"
+                plot_reliability(path, scores.reliability(), f"{s.model}, {protocol}: {len(s.per_seed)} seed(s), "
+                                 f"n={scores.n}", ece=scores.ece)
+                figures[protocol].append(path.name)
     feature_png = None
     if feature_example is not None:
         frames, names, utt_id = feature_example
@@ -109,7 +115,8 @@ def write_report(
 
     header = _header_lines(data, results, summaries)
     text = _markdown(title, command, header, list(notes), skipped, summaries, labels, figures, feature_png,
-                     iemocap=bool(data and data.iemocap), per_corpus=_corpus_table(results))
+                     iemocap=bool(data and data.iemocap), per_corpus=_corpus_table(results),
+                     fold_ece=_fold_ece(results))
     report = out / "report.md"
     report.write_text(text)
     return report
@@ -284,7 +291,7 @@ def _precision_sentence(results: Sequence[RunResult]) -> str:
 
 def _markdown(title: str, command: str, header: list[str], notes: list[str], skipped: dict[str, str],
               summaries: list[_Summary], labels: list[str], figures: dict[str, list[str]], feature_png: str | None,
-              *, iemocap: bool, per_corpus: Sequence[str] = ()) -> str:
+              *, iemocap: bool, per_corpus: Sequence[str] = (), fold_ece: Mapping | None = None) -> str:
     lines = [f"# {title}", "", "Command:", "", "```", command, "```", ""] + header
     notes = notes + [f"{model} skipped: {reason}" for model, reason in skipped.items()]
     if notes:
@@ -305,10 +312,12 @@ def _markdown(title: str, command: str, header: list[str], notes: list[str], ski
         if not rows:
             continue
         held_out = sorted({f for s in rows for f in s.all_folds})
-        lines += [f"### Protocol `{protocol}`: {description} (test sessions: {', '.join(held_out)})", ""]
+        held_what = "held-out corpora" if protocol == "loco" else "test sessions"
+        lines += [f"### Protocol `{protocol}`: {description} ({held_what}: {', '.join(held_out)})", ""]
         lines += _table(rows, labels, skipped) + [""]
         if protocol == "loco":
             lines += list(per_corpus)
+        lines += _calibration_table(rows, fold_ece or {})
         lines += _baseline_lines(rows) + [""]
         lines += _fold_warnings(rows)
     lines += _claims_section(summaries)
@@ -447,3 +456,52 @@ def _comparisons(summaries: list[_Summary], *, iemocap: bool) -> list[str]:
                 + ": it does not belong in the table above."
             )
     return lines + [""]
+
+
+# ----------------------------------------------------------------------------- calibration
+
+
+def _probability_over_seeds(s: _Summary) -> ProbabilityScores | None:
+    """Every seed's pooled probability scores summed (the reliability diagram's data), or None
+    where a run did not record them (results saved before they existed)."""
+    scores = [m.probability for m in s.per_seed.values()]
+    return None if any(p is None for p in scores) else ProbabilityScores.pool(scores)
+
+
+def _fold_ece(results: Sequence[RunResult]) -> dict[tuple[str, str], dict[str, list[float]]]:
+    """(model, protocol) -> test fold -> its ECE per seed, for runs that recorded probabilities."""
+    out: dict[tuple[str, str], dict[str, list[float]]] = {}
+    for r in results:
+        if r.metrics.probability is not None:
+            out.setdefault((r.model, r.protocol), {}).setdefault(r.fold, []).append(r.metrics.probability.ece)
+    return out
+
+
+def _calibration_table(rows: list[_Summary], fold_ece: Mapping) -> list[str]:
+    """ECE, NLL and Brier beside WA/UA: mean ± sample std over seeds of each seed's pooled folds."""
+    rows = [s for s in rows if _probability_over_seeds(s) is not None]
+    if not rows:
+        return []
+    lines = [
+        "Calibration (the printed probabilities against how often they are right): ECE = expected "
+        "calibration error in points (10 equal-width bins of the top probability), NLL = mean negative "
+        "log-likelihood of the true class, Brier = mean multi-class Brier score (0-2); each the mean ± "
+        "sample std over seeds of the seed's pooled folds. Per test fold: ECE of that fold alone (mean "
+        "over seeds).",
+        "",
+        "| model | WA | UA | ECE | NLL | Brier | mean top probability | ECE per test fold |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for s in rows:
+        seeds = [m.probability for m in s.per_seed.values()]
+        folds = fold_ece.get((s.model, s.protocol), {})
+        per_fold = ", ".join(f"{f} {np.mean(v):.1f}" for f, v in sorted(folds.items()))
+        cells = [_cell(s.stats["wa"], None), _cell(s.stats["ua"], None)]
+        for values, scale, digits in (([p.ece for p in seeds], 1, 1), ([p.nll for p in seeds], 1, 3),
+                                      ([p.brier for p in seeds], 1, 3), ([p.mean_confidence for p in seeds], 100, 1)):
+            stat = _mean_std(values)
+            spread = "" if math.isnan(stat["std"]) else f" ± {scale * stat['std']:.{digits}f}"
+            cells.append(f"{scale * stat['mean']:.{digits}f}{spread}")
+        lines.append(f"| {s.model} | " + " | ".join(cells) + f" | {per_fold} |")
+    return lines + [""]
+

@@ -18,6 +18,7 @@ from emofusion.errors import ConfigError
 from emofusion.evaluation.metrics import Metrics, pool
 from emofusion.evaluation.protocols import Fold, make_folds
 from emofusion.evaluation.results import RunResult
+from emofusion.experiments.calibrate import calibrate_run, describe, split_for_calibration
 from emofusion.experiments.scoring import score
 from emofusion.features.acoustic import AcousticConfig
 from emofusion.features.cache import FeatureCache
@@ -37,6 +38,11 @@ class ExperimentConfig:
     text: TextConfig = field(default_factory=TextConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    # Calibration (`emofusion.experiments.calibrate`): hold out this share of each corpus's training
+    # speakers, train on the rest, fit the temperature and confidence threshold on them. Off: the
+    # model trains on every row and has temperature 1, as before.
+    calibrate: bool = False
+    calibration_holdout: float = 0.2
 
 
 def runnable_models(
@@ -71,12 +77,27 @@ def train_model(
     provenance: dict | None = None,
     overwrite: bool = False,
 ) -> TrainedModel:
-    """One training run with an experiment's configs (`emofusion train --protocol all` is one)."""
-    return train(
+    """One training run with an experiment's configs (`emofusion train --protocol all` is one).
+
+    With ``config.calibrate`` the model trains on all but the held-out calibration speakers and
+    comes back calibrated on them (`emofusion.experiments.calibrate`).
+    """
+    validation, speakers = None, None
+    if config.calibrate:
+        utterances, validation, speakers = split_for_calibration(
+            usable(utterances, modalities_of(name)), config.calibration_holdout, seed
+        )
+    trained = train(
         name, utterances, labels=labels, out_dir=out_dir, cache=cache, acoustic=config.acoustic,
         text_config=config.text, model_config=config.model, train_config=config.train, seed=seed,
         device=device, progress=progress, provenance=provenance, overwrite=overwrite,
     )
+    if validation is None:
+        return trained
+    trained = calibrate_run(trained, out_dir, validation, speakers, cache=cache)
+    if progress:
+        print(f"    {describe(trained.meta['calibration'])}", flush=True)
+    return trained
 
 
 def run_folds(
@@ -120,7 +141,7 @@ def run_folds(
         )
         metrics, _ = score(trained, fold.test, cache=cache, progress=False)
         if progress:
-            print(f"    WA {metrics.wa:.3f}  UA {metrics.ua:.3f}", flush=True)
+            print(f"    WA {metrics.wa:.3f}  UA {metrics.ua:.3f}{probability_line(metrics)}", flush=True)
         result = RunResult(model=name, protocol=protocol, seed=seed, fold=fold.name, metrics=metrics, overlap=overlap,
                            facts=run_facts(trained))
         if on_fold is not None:
@@ -163,7 +184,13 @@ def pooled_line(name: str, results: list[RunResult]) -> str:
     m = pooled(results)
     protocol = results[0].protocol.upper() if results else "LOSO"
     return (f"{name} {protocol} over {len(results)} folds, pooled (confusion counts summed over folds, every "
-            f"utterance counted once): WA {m.wa:.2%}  UA {m.ua:.2%}  (n={m.n})")
+            f"utterance counted once): WA {m.wa:.2%}  UA {m.ua:.2%}{probability_line(m)}  (n={m.n})")
+
+
+def probability_line(metrics: Metrics) -> str:
+    """"  ECE 4.1  NLL 0.812  Brier 0.401" for metrics that carry probability scores, else ""."""
+    p = metrics.probability
+    return "" if p is None else f"  ECE {p.ece:.1f}  NLL {p.nll:.3f}  Brier {p.brier:.3f}"
 
 
 def run_experiment(

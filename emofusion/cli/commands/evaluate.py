@@ -26,6 +26,8 @@ def register(subparsers) -> None:
     p.add_argument("--cache", type=Path, default=None)
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument("--reliability", type=Path, default=None, metavar="PNG",
+                   help="draw the reliability diagram (accuracy per top-probability bin) into this PNG file")
     p.set_defaults(func=run, ignore_text=False, ignore_audio=False)
 
 
@@ -45,11 +47,22 @@ def run(args: argparse.Namespace) -> int:
         cache = FeatureCache(trained.pipeline.acoustic or AcousticConfig(), root=args.cache)
     metrics, _ = score(trained, utterances, cache=cache, progress=not args.json)
     _warn_if_not_held_out(trained.name, rows_from_training_sessions(trained, utterances), metrics.n)
+    p = metrics.probability
+    if args.reliability is not None:
+        from emofusion.evaluation.plots import plot_reliability  # matplotlib only when a figure is asked for
+
+        args.reliability.parent.mkdir(parents=True, exist_ok=True)
+        plot_reliability(args.reliability, p.reliability(), f"{trained.name} on {metrics.n} utterances", ece=p.ece)
     if args.json:
         print(json.dumps(metrics.to_json(), indent=2))
         return 0
     print(f"{trained.name} on {metrics.n} utterances of {' + '.join(str(m) for m in args.manifest)}")
     print(f"WA {metrics.wa:.2%}   UA {metrics.ua:.2%}")
+    calibration = trained.calibration
+    how = (f"temperature {calibration.temperature:.3f} from model.json" if calibration.method != "none"
+           else "uncalibrated: the model has no calibration")
+    print(f"ECE {p.ece:.1f} points   NLL {p.nll:.3f}   Brier {p.brier:.3f}   mean top probability "
+          f"{p.mean_confidence:.1%}   ({how})")
     print("recall  " + "  ".join(f"{c} {metrics.per_class[c]:.2%}" for c in metrics.labels))
     print("confusion (rows true, columns predicted):")
     print("       " + " ".join(f"{c:>6}" for c in metrics.labels))

@@ -103,7 +103,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"model": recognizer.name, **prediction.to_json()}, indent=2))
         return 0
     used = " + ".join(prediction.modalities)
-    print(f"{prediction.label}   ({recognizer.name}, {used})")
+    # Below the model's validated confidence threshold (model.json "calibration"): say so first.
+    doubt = "  uncertain" if prediction.confident is False else ""
+    print(f"{prediction.label}{doubt}   ({recognizer.name}, {used})")
     if prediction.transcribed:
         print(f"  transcript (Whisper): {prediction.transcript}")
     for label, p in sorted(prediction.probabilities.items(), key=lambda kv: -kv[1]):
@@ -155,7 +157,8 @@ def format_timeline(timeline, labels: tuple[str, ...]) -> str:
             continue
         probs = "  ".join(f"{s.probabilities[c]:>{max(width, 5)}.0%}" for c in labels)
         via = f"  [{s.model}]" if s.model != timeline.model else ""
-        lines.append(f"{_clock(s.start):>8} {_clock(s.end):>8}  {s.label:<{width}}  {probs}  {s.text or ''}{via}")
+        doubt = "  (uncertain)" if s.confident is False else ""
+        lines.append(f"{_clock(s.start):>8} {_clock(s.end):>8}  {s.label:<{width}}  {probs}  {s.text or ''}{via}{doubt}")
     lines.append("-" * len(head))
     if timeline.label is not None:
         probs = "  ".join(f"{timeline.probabilities[c]:>{max(width, 5)}.0%}" for c in labels)

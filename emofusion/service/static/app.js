@@ -186,6 +186,14 @@ function showTranscript(text) {
 // The label and one bar per class (a prediction, or a timeline's duration-weighted overall).
 function showOverall(body) {
   $("label").textContent = body.label ? describeClass(body.label) : "none";
+  // confident is false below the model's validated threshold (null: the model has no calibration).
+  if (body.confident === false) {
+    const tag = document.createElement("span");
+    tag.className = "uncertain-tag";
+    tag.textContent = "uncertain";
+    tag.title = "The top probability is below the level at which this model was right 4 times in 5 on held-out speakers";
+    $("label").append(" ", tag);
+  }
   const bars = $("bars");
   bars.replaceChildren();
   for (const [label, p] of Object.entries(body.probabilities)) {
@@ -225,7 +233,7 @@ function showTimeline(body, roundTrip) {
   const duration = Math.max(body.duration, 1e-6);
   body.segments.forEach((segment, index) => {
     const band = document.createElement("div");
-    band.className = "segment" + (segment.error ? " failed" : "");
+    band.className = "segment" + (segment.error ? " failed" : "") + (segment.confident === false ? " uncertain" : "");
     band.setAttribute("role", "listitem");
     band.tabIndex = 0;
     band.dataset.index = String(index);
@@ -233,7 +241,8 @@ function showTimeline(body, roundTrip) {
     band.style.left = `${(100 * segment.start) / duration}%`;
     band.style.width = `${(100 * (segment.end - segment.start)) / duration}%`;
     band.style.background = segment.label ? colourOf(segment.label, labels) : "#e7eaef";
-    band.setAttribute("aria-label", `${clock(segment.start)} to ${clock(segment.end)}: ${segment.label ? describeClass(segment.label) : "no label"}`);
+    band.setAttribute("aria-label", `${clock(segment.start)} to ${clock(segment.end)}: ${segment.label ? describeClass(segment.label) : "no label"}` +
+      (segment.confident === false ? " (uncertain)" : ""));
     const show = () => showSegment(segment, band);
     band.addEventListener("mouseenter", show);
     band.addEventListener("focus", show);
@@ -270,7 +279,7 @@ function showSegment(segment, band) {
   const head = document.createElement("div");
   head.className = "detail-head";
   head.textContent = `${clock(segment.start)}–${clock(segment.end)} · ${segment.label ? describeClass(segment.label) : "no label"}` +
-    (segment.model ? ` · ${segment.model}` : "");
+    (segment.confident === false ? " · uncertain" : "") + (segment.model ? ` · ${segment.model}` : "");
   const words = document.createElement("div");
   words.className = "detail-text";
   words.textContent = segment.text ? `“${segment.text}”` : (segment.text === null ? "" : "(no words heard)");
