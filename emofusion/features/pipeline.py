@@ -5,8 +5,10 @@ vocabulary) and saved with the model, so evaluation and prediction transform dat
 training did.
 
 What each modality reads is the pipeline's ``speech_kind`` / ``text_kind``: the paper's 34 acoustic
-features and GloVe word ids (``"acoustic"``, ``"words"``), or a frozen pretrained encoder's output
-(``"whisper"`` frames, ``"sentence"`` vectors; :mod:`emofusion.features.encoders`).
+features and GloVe word ids (``"acoustic"``, ``"words"``), or the key of a frozen pretrained
+encoder's entry in :data:`emofusion.features.encoders.registry.ENCODERS` (``"wt"`` frames, ``"st"``
+vectors, ...), whose entry gives the width, window and normalisation. Models saved before the
+registry say ``"whisper"`` / ``"sentence"``: read as ``"wt"`` / ``"st"``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 
 from emofusion.errors import ConfigError
 from emofusion.features.acoustic import AcousticConfig, fit_frames
-from emofusion.features.encoders import sentence, whisper
+from emofusion.features.encoders.registry import LEGACY_KINDS, WHISPER_WINDOW_FRAMES, EncoderSpec, encoder, load_encoder
 from emofusion.features.vocabulary import TextConfig, Vocabulary
 from emofusion.features.word_vectors import WordVectors
 
@@ -38,10 +40,14 @@ def check_max_frames(config: AcousticConfig, what: str) -> None:
             "(ten minutes of frames at a 25-ms step)"
         )
 
-SPEECH_KINDS = ("acoustic", "whisper")
-TEXT_KINDS = ("words", "sentence")
+# The kinds that need no pretrained encoder; any other kind is an ENCODERS key of that modality.
+SPEECH_KINDS = ("acoustic",)
+TEXT_KINDS = ("words",)
 # Whisper frames a model sees at most per window: its 30-s input window (1,500 frames of 20 ms).
-WHISPER_MAX_FRAMES = whisper.MAX_MEL_FRAMES // 2
+WHISPER_MAX_FRAMES = WHISPER_WINDOW_FRAMES
+# Per-utterance normalisation: a dimension constant over a window (or a one-frame window) becomes
+# zeros instead of 0/0; real Whisper frames vary by far more than this over any two frames.
+UTTERANCE_STD_FLOOR = 1e-5
 
 
 @dataclass
@@ -64,8 +70,9 @@ class FeaturePipeline:
         speech_kind: str = "acoustic",
         text_kind: str = "words",
     ):
-        if speech_kind not in SPEECH_KINDS or text_kind not in TEXT_KINDS:
-            raise ConfigError(f"unknown feature kinds {speech_kind!r}/{text_kind!r}; valid: {SPEECH_KINDS}, {TEXT_KINDS}")
+        speech_kind, text_kind = LEGACY_KINDS.get(speech_kind, speech_kind), LEGACY_KINDS.get(text_kind, text_kind)
+        self.speech_encoder: EncoderSpec | None = None if speech_kind in SPEECH_KINDS else _entry(speech_kind, "speech")
+        self.text_encoder: EncoderSpec | None = None if text_kind in TEXT_KINDS else _entry(text_kind, "text")
         self.modalities = frozenset(modalities)
         self.acoustic = acoustic
         self.mean = mean
@@ -85,28 +92,29 @@ class FeaturePipeline:
     @property
     def speech_shape(self) -> tuple[int, int] | None:
         """(max_frames, feature_dim) of the speech inputs this pipeline produces; None without speech."""
-        if self.uses_speech and self.speech_kind == "whisper":
-            return (WHISPER_MAX_FRAMES, whisper.DIM)
+        if self.uses_speech and self.speech_encoder is not None:
+            return (self.speech_encoder.window_frames, self.speech_encoder.dim)
         return self.acoustic.input_shape if self.acoustic is not None else None
 
     @property
     def text_vector_dim(self) -> int | None:
-        """Width of the sentence vectors a ``"sentence"`` pipeline produces; None otherwise."""
-        return sentence.DIM if self.uses_text and self.text_kind == "sentence" else None
+        """Width of the vectors a pipeline on a text encoder produces; None otherwise."""
+        return self.text_encoder.dim if self.uses_text and self.text_encoder is not None else None
+
+    @property
+    def encoders(self) -> tuple[EncoderSpec, ...]:
+        """The registry entries of the frozen encoders this pipeline runs (speech first)."""
+        used = [(self.uses_speech, self.speech_encoder), (self.uses_text, self.text_encoder)]
+        return tuple(spec for uses, spec in used if uses and spec is not None)
 
     @property
     def pretrained_encoders(self) -> tuple[str, ...]:
-        """Frozen pretrained encoders this pipeline runs (empty for the Table-1 models)."""
-        used = []
-        if self.uses_speech and self.speech_kind == "whisper":
-            used.append(whisper.NAME)
-        if self.uses_text and self.text_kind == "sentence":
-            used.append(sentence.NAME)
-        return tuple(used)
+        """Frozen pretrained encoders this pipeline runs, as reports name them (empty for the Table-1 models)."""
+        return tuple(spec.label for spec in self.encoders)
 
     @property
     def max_frames(self) -> int:
-        """Frames per window the model sees (the acoustic config's, or Whisper's 30 s)."""
+        """Frames per window the model sees (the acoustic config's, or the encoder's window, Whisper's 30 s)."""
         shape = self.speech_shape
         assert shape is not None
         return shape[0]
@@ -129,7 +137,7 @@ class FeaturePipeline:
         if pipeline.uses_speech:
             if not train_frames:
                 raise ConfigError("a speech model needs training audio")
-            if speech_kind == "acoustic":  # Whisper frames come from the encoder's own front end
+            if pipeline.speech_encoder is None:  # an encoder's frames come from its own front end
                 pipeline.acoustic = acoustic or AcousticConfig()
                 check_max_frames(pipeline.acoustic, "acoustic config")
             kept = [pipeline._fit(f) for f in train_frames]
@@ -139,8 +147,8 @@ class FeaturePipeline:
             pipeline.std = np.where(std < MIN_STD, 1.0, std)
             if not (np.isfinite(pipeline.mean).all() and np.isfinite(pipeline.std).all()):
                 raise ConfigError("the training frames contain NaN or infinite values; their features cannot be standardised")
-        if pipeline.uses_text and text_kind == "sentence":
-            return pipeline  # sentence vectors are used as the encoder gives them: nothing to fit
+        if pipeline.uses_text and pipeline.text_encoder is not None:
+            return pipeline  # a text encoder's vectors are used as it gives them: nothing to fit
         if pipeline.uses_text:
             if not train_texts:
                 raise ConfigError("a text model needs training transcripts")
@@ -169,9 +177,14 @@ class FeaturePipeline:
         return SpeechInputs(out, lengths)
 
     def _fit(self, frames: np.ndarray) -> tuple[np.ndarray, int]:
-        if self.speech_kind == "acoustic":
+        spec = self.speech_encoder
+        if spec is None:
             return fit_frames(frames, self.acoustic)
-        kept = frames[:WHISPER_MAX_FRAMES]  # a window is at most 30 s; longer audio is windowed upstream
+        kept = frames[: spec.window_frames]  # a window is at most 30 s; longer audio is windowed upstream
+        if spec.norm == "utterance" and len(kept):
+            kept = np.asarray(kept, dtype=np.float64)
+            std = np.maximum(kept.std(axis=0), UTTERANCE_STD_FLOOR)
+            kept = ((kept - kept.mean(axis=0)) / std).astype(np.float32)
         return kept, len(kept)
 
     def text_inputs(self, texts: list[str]) -> list[np.ndarray]:
@@ -179,16 +192,27 @@ class FeaturePipeline:
         return self.vocabulary.encode_many(texts)
 
     def text_vectors(self, texts: list[str], *, cache_root=None, progress: bool = False) -> np.ndarray:
-        """Sentence vectors (n, 384) of a ``"sentence"`` pipeline: from the on-disk cache when
+        """Vectors (n, dim) of a pipeline on a text encoder: from the on-disk cache when
         ``cache_root`` is given (training, evaluation), else straight from the encoder (prediction),
         rounded as the cache stores them so both paths feed the model the same numbers."""
-        from emofusion.features.encoders.cache import SentenceVectorCache, as_stored
+        from emofusion.features.encoders.cache import VectorCache, as_stored
 
+        spec = self.text_encoder
+        assert spec is not None
         if cache_root is not None:
-            return SentenceVectorCache(cache_root).get_many(texts, progress=progress)
+            return VectorCache(spec, cache_root).get_many(texts, progress=progress)
         unique = list(dict.fromkeys(texts))  # a long recording repeats its transcript per window
-        vectors = dict(zip(unique, as_stored(sentence.shared_encoder().embed(unique))))
-        return np.stack([vectors[t] for t in texts]) if texts else np.zeros((0, sentence.DIM), np.float32)
+        vectors = dict(zip(unique, as_stored(load_encoder(spec).embed(unique)))) if unique else {}
+        return np.stack([vectors[t] for t in texts]) if texts else np.zeros((0, spec.dim), np.float32)
+
+    def speech_frames(self, samples: np.ndarray) -> np.ndarray:
+        """A speech encoder's frames of one recording (``spec.sample_rate`` samples), rounded as its
+        cache stores them: prediction feeds the model the numbers training read from the cache."""
+        from emofusion.features.encoders.cache import as_stored
+
+        spec = self.speech_encoder
+        assert spec is not None
+        return as_stored(load_encoder(spec).frames(samples))
 
     # --- persistence: plain JSON-able state; the embedding table travels in the model weights
     def state(self) -> dict:
@@ -200,6 +224,8 @@ class FeaturePipeline:
             "mean": self.mean.tolist() if self.mean is not None else None,
             "std": self.std.tolist() if self.std is not None else None,
             "text": self.vocabulary.state() if self.vocabulary else None,
+            # What the encoders were when the model was trained: checked against the registry on load.
+            **{f"{spec.modality}_encoder": spec.identity() for spec in self.encoders},
         }
 
     @classmethod
@@ -210,6 +236,14 @@ class FeaturePipeline:
             speech_kind=state.get("speech_kind", "acoustic"),
             text_kind=state.get("text_kind", "words"),
         )
+        for spec in pipeline.encoders:  # models saved before the registry recorded none: the entries then
+            recorded = state.get(f"{spec.modality}_encoder")
+            if recorded is not None and recorded != spec.identity():
+                raise ConfigError(
+                    f"pipeline: the model was trained on encoder {recorded}, but this emofusion's entry "
+                    f"{spec.key!r} is {spec.identity()}: its features would differ; use the emofusion "
+                    "version the model was trained with, or retrain it"
+                )
         if state.get("acoustic"):
             pipeline.acoustic = AcousticConfig.from_dict(state["acoustic"])
             check_max_frames(pipeline.acoustic, "pipeline.acoustic")
@@ -238,3 +272,13 @@ def _statistic(values, name: str, size: int) -> np.ndarray:
     if array.shape != (size,) or not np.isfinite(array).all():
         raise ConfigError(f"pipeline.{name} must be {size} finite numbers, got shape {array.shape}")
     return array
+
+
+def _entry(kind, modality: str) -> EncoderSpec:
+    if not isinstance(kind, str):
+        raise ConfigError(f"a {modality} feature kind must be a string, got {kind!r}")
+    try:
+        return encoder(kind, modality)
+    except ConfigError as err:
+        valid = SPEECH_KINDS if modality == "speech" else TEXT_KINDS
+        raise ConfigError(f"unknown {modality} feature kind {kind!r}: neither {'/'.join(valid)} nor a {modality} encoder ({err})") from None

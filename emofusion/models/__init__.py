@@ -1,5 +1,5 @@
 """The paper's eleven Table-1 models (SPEC §5): speech, text and feature-level fusion classifiers,
-and the four on frozen pretrained encoders beside them (``ENCODER_MODEL_NAMES``)."""
+and the models on frozen pretrained encoders beside them (``ENCODER_MODEL_NAMES``)."""
 
 from emofusion.models.classifier import EmotionClassifier
 from emofusion.models.config import HeadConfig, ModelConfig
@@ -10,6 +10,8 @@ from emofusion.models.registry import (
     MODEL_SPECS,
     build_model,
     canonical_name,
+    encoder_model,
+    encoder_model_name,
     ModelSpec,
     modalities_of,
     model_summary,
@@ -28,6 +30,8 @@ __all__ = [
     "ModelSpec",
     "build_model",
     "canonical_name",
+    "encoder_model",
+    "encoder_model_name",
     "modalities_of",
     "model_summary",
     "speech_feature",

