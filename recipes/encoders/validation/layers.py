@@ -1,0 +1,216 @@
+"""Which Whisper encoder, layer, normalisation and pooling the speech branch reads: chosen on validation only.
+
+Issue 16 item 2 / issue 17 item 2. Two steps, run from the repository root with ../shared beside it:
+
+    nice -n 5 python recipes/encoders/validation/layers.py extract   # ~2,160 clips x 2 encoders, resumable
+    nice -n 5 python recipes/encoders/validation/layers.py probe     # linear probes -> runs/layers/results.json + the tables
+
+``extract`` runs :class:`emofusion.features.encoders.whisper_torch.TorchWhisperEncoder` once per clip of
+``bench/ravdess4.csv`` and ``bench/tess4.csv`` (one forward pass gives every layer) and stores, per clip
+and layer, mean ‖ std over time of (i) the frames as they are and (ii) each frame standardised over its
+own dimensions (per-utterance, needs only the input itself). Layers: 0 (block input), 1..n (block
+outputs, no final LayerNorm), ``final`` (the encoder output, what CTranslate2 returns), ``avg`` (the
+frames averaged over blocks 1..n, an unlearned weighted sum), and ``concat`` at probe time (the pooled
+vectors of blocks 1..n side by side: a linear probe on it is a learned weighted combination of layers).
+Pooled arrays go to ``$LAYERS_SCRATCH`` (default ``runs/layers/``, gitignored).
+
+``probe``: class-balanced logistic regression (C = 0.1 throughout, not tuned) under
+  (a) leave one session out within ravdess4 sessions 1-4 (session 5, the paper's test session, is never read);
+  (b) leave one corpus out: train RAVDESS sessions 1-4 -> score TESS, train TESS -> score RAVDESS sessions 1-4;
+for every encoder x layer x normalisation:
+  global   - standardisation fitted on the training fold;
+  utt      - frames standardised per frame over their dimensions before pooling, then as global;
+  utt-cmn  - per-utterance mean removal over time: the mean half becomes 0, so the std half alone;
+  speaker  - pooled vectors standardised per speaker with that speaker's clips (no labels); also scored
+             with each test speaker's statistics taken from clips of only 1 or 2 emotions (every subset
+             of 1 and of 2 of the 4 classes), as a real user who holds one mood would give.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(REPO))
+SHARED = Path(os.environ.get("SHARED_DATA", REPO.parent / "shared" / "data"))
+OUT = Path(os.environ.get("LAYERS_SCRATCH", REPO / "runs" / "layers"))
+LABELS = ["ang", "exc", "neu", "sad"]
+SIZES = ("tiny.en", "base")
+CORPORA = ("ravdess4", "tess4")
+CHUNK = 120  # clips per saved piece: an interrupted extraction resumes from the last piece
+C = 0.1
+SELECTION_SESSIONS = (1, 2, 3, 4)  # ravdess4 session 5 is the paper's test session: never read here
+
+
+def rows(corpus: str) -> list[dict]:
+    with open(SHARED / "bench" / f"{corpus}.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def pool(frames: np.ndarray) -> np.ndarray:
+    return np.concatenate([frames.mean(0), frames.std(0)])
+
+
+def per_frame(frames: np.ndarray) -> np.ndarray:
+    return (frames - frames.mean(1, keepdims=True)) / (frames.std(1, keepdims=True) + 1e-5)
+
+
+def extract() -> None:
+    from tqdm import tqdm
+
+    from emofusion.audio import load_audio
+    from emofusion.features.encoders.whisper_torch import TorchWhisperEncoder
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    for size in SIZES:
+        encoder = TorchWhisperEncoder(size, threads=1)
+        for corpus in CORPORA:
+            table = rows(corpus)
+            for start in range(0, len(table), CHUNK):
+                path = OUT / f"{size}-{corpus}-{start:05d}.npz"
+                if path.exists():
+                    continue
+                raw, utt, seconds = [], [], 0.0
+                for r in tqdm(table[start : start + CHUNK], desc=f"{size} {corpus} {start}", mininterval=10):
+                    samples = load_audio(SHARED / "bench" / r["audio"]).samples.astype(np.float32)
+                    t = time.perf_counter()
+                    stack = encoder.all_layers(samples, final=True)  # 0..n, final
+                    seconds += time.perf_counter() - t
+                    stack = np.concatenate([stack, stack[1 : encoder.n_layers + 1].mean(0, keepdims=True)])  # + avg
+                    raw.append(np.stack([pool(s) for s in stack]))
+                    utt.append(np.stack([pool(per_frame(s)) for s in stack]))
+                tmp = path.with_suffix(".tmp.npz")
+                np.savez(tmp, ids=np.array([r["id"] for r in table[start : start + CHUNK]]),
+                         raw=np.stack(raw).astype(np.float32), utt=np.stack(utt).astype(np.float32),
+                         encode_seconds=seconds)
+                os.replace(tmp, path)
+
+
+def load(size: str, corpus: str) -> dict:
+    pieces = [np.load(p) for p in sorted(OUT.glob(f"{size}-{corpus}-*.npz")) if not p.name.endswith(".tmp.npz")]
+    table = rows(corpus)
+    ids = np.concatenate([p["ids"] for p in pieces])
+    assert list(ids) == [r["id"] for r in table], f"{size} {corpus}: extraction incomplete ({len(ids)} of {len(table)})"
+    return {
+        "raw": np.concatenate([p["raw"] for p in pieces]),
+        "utt": np.concatenate([p["utt"] for p in pieces]),
+        "encode_seconds": float(sum(float(p["encode_seconds"]) for p in pieces)),
+        "y": np.array([LABELS.index(r["label"]) for r in table]),
+        "speaker": np.array([r["speaker"] for r in table]),
+        "session": np.array([int(r["session"]) if r["session"].isdigit() else 0 for r in table]),
+    }
+
+
+def ua(y: np.ndarray, p: np.ndarray) -> float:
+    if len(y) == 0:
+        return float("nan")
+    return 100 * float(np.mean([np.mean(p[y == c] == c) for c in np.unique(y)]))
+
+
+def wa(y: np.ndarray, p: np.ndarray) -> float:
+    return 100 * float(np.mean(y == p))
+
+
+def zscore(X: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    return (X - ref.mean(0)) / (ref.std(0) + 1e-6)
+
+
+def by_speaker(X: np.ndarray, speaker: np.ndarray) -> np.ndarray:
+    out = np.empty_like(X)
+    for s in np.unique(speaker):
+        m = speaker == s
+        out[m] = zscore(X[m], X[m])
+    return out
+
+
+def fit(X: np.ndarray, y: np.ndarray):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=C, class_weight="balanced", max_iter=2000)).fit(X, y)
+
+
+def few_emotion_predictions(model, X: np.ndarray, y: np.ndarray, speaker: np.ndarray, k: int):
+    """Each test speaker normalised with statistics from clips of only k classes; pooled over all subsets."""
+    ys, ps = [], []
+    for s in np.unique(speaker):
+        for classes in itertools.combinations(np.unique(y), k):
+            m = (speaker == s) & np.isin(y, classes)
+            if m.sum() < 2:
+                continue
+            ys.append(y[m])
+            ps.append(model.predict(zscore(X[m], X[m])))
+    if not ys:
+        return np.zeros(0, int), np.zeros(0, int)
+    return np.concatenate(ys), np.concatenate(ps)
+
+
+def features(data: dict, layer, norm: str, n_layers: int) -> np.ndarray:
+    base = data["utt"] if norm == "utt" else data["raw"]
+    X = base[:, 1 : n_layers + 1] if layer == "concat" else base[:, layer : layer + 1]  # (N, layers, 2 dim)
+    if norm == "utt-cmn":  # mean removed per utterance over time: the mean half is 0, the std half is left
+        X = X[:, :, X.shape[2] // 2 :]
+    return X.reshape(len(X), -1)
+
+
+def split(Xtr, ytr, str_, Xte, yte, ste, norm: str) -> dict:
+    """Labels and predictions of one train -> test split; per speaker also with 1- and 2-emotion statistics."""
+    if norm != "speaker":
+        return {"": (yte, fit(Xtr, ytr).predict(Xte))}
+    model = fit(by_speaker(Xtr, str_), ytr)
+    out = {"": (yte, model.predict(by_speaker(Xte, ste)))}
+    for k in (1, 2):
+        out[f"_{k}emo"] = few_emotion_predictions(model, Xte, yte, ste, k)
+    return out
+
+
+def probe() -> None:
+    results = []
+    for size in SIZES:
+        rav, tess = load(size, "ravdess4"), load(size, "tess4")
+        per_clip = rav["encode_seconds"] / len(rav["y"])
+        n_layers = rav["raw"].shape[1] - 3  # 0..n, final, avg
+        keep = np.isin(rav["session"], SELECTION_SESSIONS)
+        rav = {k: (v[keep] if isinstance(v, np.ndarray) else v) for k, v in rav.items()}
+        names = {**{i: str(i) for i in range(n_layers + 1)}, n_layers + 1: "final", n_layers + 2: "avg", "concat": "concat"}
+        for layer, name in names.items():
+            for norm in ("global", "utt", "utt-cmn", "speaker"):
+                t = time.perf_counter()
+                Xr, Xt = features(rav, layer, norm, n_layers), features(tess, layer, norm, n_layers)
+                row = {"encoder": f"whisper-{size}", "layer": name, "norm": norm}
+                # (a) leave one session out over sessions 1-4; predictions pooled over the four folds
+                pooled: dict[str, list] = {}
+                for s in SELECTION_SESSIONS:
+                    tr, te = rav["session"] != s, rav["session"] == s
+                    got = split(Xr[tr], rav["y"][tr], rav["speaker"][tr], Xr[te], rav["y"][te], rav["speaker"][te], norm)
+                    for suffix, yp in got.items():
+                        pooled.setdefault(suffix, []).append(yp)
+                for suffix, pairs in pooled.items():
+                    yy, pp = np.concatenate([a for a, _ in pairs]), np.concatenate([b for _, b in pairs])
+                    row[f"loso_ua{suffix}"], row[f"loso_wa{suffix}"] = ua(yy, pp), wa(yy, pp)
+                # (b) leave one corpus out, both directions
+                for direction, (A, XA, B, XB) in {"rav2tess": (rav, Xr, tess, Xt), "tess2rav": (tess, Xt, rav, Xr)}.items():
+                    for suffix, (yy, pp) in split(XA, A["y"], A["speaker"], XB, B["y"], B["speaker"], norm).items():
+                        row[f"{direction}_ua{suffix}"], row[f"{direction}_wa{suffix}"] = ua(yy, pp), wa(yy, pp)
+                for suffix in pooled:
+                    for m in ("ua", "wa"):
+                        row[f"loco_{m}{suffix}"] = (row[f"rav2tess_{m}{suffix}"] + row[f"tess2rav_{m}{suffix}"]) / 2
+                row["rule"] = (row["loso_ua"] + row["loco_ua"]) / 2
+                row["seconds"] = time.perf_counter() - t
+                results.append(row)
+                print(json.dumps({k: (round(v, 1) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
+        results.append({"encoder": f"whisper-{size}", "encode_seconds_per_clip": per_clip})
+    (OUT / "results.json").write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    {"extract": extract, "probe": probe}[sys.argv[1]]()
