@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     results = [measure(name.upper(), rows, cache, args.views, args.seed) for name in args.models]
     print(f"\n{'model':<8} {'clean epoch s':>14} {'augmented epoch s':>18} {'of which augment+features s':>28} {'ratio':>6}")
     for r in results:
-        print(f"{r['model']:<8} {r['clean_s']:14.1f} {r['augmented_s']:18.1f} {r['augment_s']:28.1f} "
+        print(f"{r['model']:<8} {r['clean_s']:14.2f} {r['augmented_s']:18.2f} {r['augment_s']:28.2f} "
               f"{r['augmented_s'] / r['clean_s']:6.2f}")
     for r in results:
         if r["per_epoch"]:
