@@ -212,5 +212,104 @@ def probe() -> None:
     (OUT / "results.json").write_text(json.dumps(results, indent=1))
 
 
+REPORT = REPO / "docs" / "results" / "encoders" / "layers.md"
+SINGLE = "single layer (block 1..n or final), norm global / utt / utt-cmn"
+
+
+def _f(v) -> str:
+    return "–" if v is None or v != v else f"{v:.1f}"
+
+
+def report() -> None:
+    """docs/results/encoders/layers.md from runs/layers/results.json (the figures are never typed by hand)."""
+    results = json.loads((OUT / "results.json").read_text())
+    rows_ = [r for r in results if "layer" in r]
+    cost = {r["encoder"]: r["encode_seconds_per_clip"] for r in results if "encode_seconds_per_clip" in r}
+    eligible = [r for r in rows_ if r["norm"] != "speaker" and r["layer"] not in ("0", "avg", "concat")]
+    best = max(eligible, key=lambda r: r["rule"])
+    layer = {"final": "final"}.get(best["layer"], best["layer"])
+    norms = ("global", "utt", "utt-cmn", "speaker")
+    out = [
+        f"CHOSEN: encoder={best['encoder']} layer={layer} norm={best['norm']} pooling=mean+std",
+        "",
+        "# Which Whisper encoder, layer and normalisation the speech branch reads (issue 16 item 2, issue 17 item 2)",
+        "",
+        "Chosen on validation only. **ravdess4 session 5 (the paper's test session) was never read, and no corpus",
+        "outside RAVDESS and TESS was used**: (a) leave one session out within ravdess4 sessions 1-4 (448 clips,",
+        "16 actors; four folds, predictions pooled), (b) leave one corpus out: train RAVDESS sessions 1-4 -> score",
+        "all of TESS (1,600 clips, 2 speakers), train TESS -> score RAVDESS sessions 1-4; LOCO = mean of the two.",
+        "Probe: mean ‖ std over time of the layer's frames -> class-balanced logistic regression, C = 0.1 for every",
+        "option (not tuned), features standardised on the training fold. Frames from",
+        "`emofusion.features.encoders.whisper_torch.TorchWhisperEncoder` (float32, the clip's real length).",
+        "",
+        f"**Rule** (fixed before the runs): among {SINGLE}, the highest mean of (a) UA and (b) LOCO UA.",
+        "Per-speaker normalisation is reported but not eligible: it needs statistics of several clips of the",
+        "user's speaker, and it fails when a speaker holds few emotions (its 1- and 2-emotion rows below).",
+        "Layer 0 (block input) and the combinations (`avg`: frames averaged over blocks 1..n; `concat`: blocks",
+        "1..n side by side, so the linear probe learns a weighting of the layers) are reported beside.",
+        "",
+        f"**Chosen: {best['encoder']}, layer {layer}"
+        f" ({'the encoder output, final LayerNorm' if layer == 'final' else f'output of block {layer}, no final LayerNorm'}),"
+        f" norm {best['norm']}, mean ‖ std**: (a) LOSO UA {_f(best['loso_ua'])} (WA {_f(best['loso_wa'])}),"
+        f" (b) LOCO UA {_f(best['loco_ua'])} (RAVDESS -> TESS {_f(best['rav2tess_ua'])}, TESS -> RAVDESS"
+        f" {_f(best['tess2rav_ua'])}); rule {_f(best['rule'])}.",
+        "",
+        "Targets (issue 16 / 17, to be met by trained models on their test protocols; these probes are the",
+        f"validation stand-in): ravdess4 LOSO speech UA >= 78 -> chosen probe {_f(best['loso_ua'])}"
+        f" ({'met' if best['loso_ua'] >= 78 else 'missed'}); LOCO mean UA >= 65 -> {_f(best['loco_ua'])}"
+        f" ({'met' if best['loco_ua'] >= 65 else 'missed'}).",
+        "",
+        "Norms: `global` = only the training fold's standardisation; `utt` = each frame standardised over its own",
+        "dimensions before pooling (a LayerNorm without weights; needs only the input); `utt-cmn` = each clip's",
+        "mean over time removed per dimension (the mean half of mean ‖ std becomes 0: the std half alone);",
+        "`speaker` = pooled vectors standardised per speaker over that speaker's clips (no labels). Standardising",
+        "each dimension over time per clip (mean and variance) is not in the tables: with mean ‖ std pooling it",
+        "makes every clip's vector the same (means 0, stds 1).",
+        "",
+        "## Best per encoder and normalisation (by the rule)",
+        "",
+        "| encoder | norm | layer | (a) LOSO UA | (a) WA | (b) LOCO UA | rule |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for enc in dict.fromkeys(r["encoder"] for r in rows_):
+        for norm in norms:
+            cand = [r for r in rows_ if r["encoder"] == enc and r["norm"] == norm]
+            r = max(cand, key=lambda r: r["rule"])
+            out.append(f"| {enc} | {norm} | {r['layer']} | {_f(r['loso_ua'])} | {_f(r['loso_wa'])} | {_f(r['loco_ua'])} | {_f(r['rule'])} |")
+    for enc in dict.fromkeys(r["encoder"] for r in rows_):
+        mine = [r for r in rows_ if r["encoder"] == enc]
+        layers = list(dict.fromkeys(r["layer"] for r in mine))
+        get = {(r["layer"], r["norm"]): r for r in mine}
+        out += ["", f"## {enc}: (a) leave one session out, ravdess4 sessions 1-4 — UA (WA)", "",
+                "| layer | " + " | ".join(norms) + " | speaker, test speaker's stats from 1 emotion | from 2 emotions |",
+                "|---|" + "---|" * (len(norms) + 2)]
+        for L in layers:
+            cells = [f"{_f(get[L, n]['loso_ua'])} ({_f(get[L, n]['loso_wa'])})" for n in norms]
+            sp = get[L, "speaker"]
+            cells += [f"{_f(sp.get('loso_ua_1emo'))} ({_f(sp.get('loso_wa_1emo'))})", f"{_f(sp.get('loso_ua_2emo'))} ({_f(sp.get('loso_wa_2emo'))})"]
+            out.append(f"| {L} | " + " | ".join(cells) + " |")
+        out += ["", f"## {enc}: (b) leave one corpus out — UA (WA): RAVDESS -> TESS / TESS -> RAVDESS / mean UA", "",
+                "| layer | " + " | ".join(norms) + " | speaker, 1-emotion stats | speaker, 2-emotion stats |",
+                "|---|" + "---|" * (len(norms) + 2)]
+        for L in layers:
+            cells = [f"{_f(get[L, n]['rav2tess_ua'])} ({_f(get[L, n]['rav2tess_wa'])}) / {_f(get[L, n]['tess2rav_ua'])}"
+                     f" ({_f(get[L, n]['tess2rav_wa'])}) / **{_f(get[L, n]['loco_ua'])}**" for n in norms]
+            sp = get[L, "speaker"]
+            cells += [f"{_f(sp.get(f'rav2tess_ua_{k}emo'))} / {_f(sp.get(f'tess2rav_ua_{k}emo'))} / **{_f(sp.get(f'loco_ua_{k}emo'))}**" for k in (1, 2)]
+            out.append(f"| {L} | " + " | ".join(cells) + " |")
+    out += ["", "## Cost", "",
+            "Encoding every clip once (all layers in one forward pass, float32, 1 thread, while the 2-core machine",
+            "ran other developers' jobs, so absolute times are inflated): " + ", ".join(
+                f"{k} {1000 * v:.0f} ms per ravdess4 clip" for k, v in cost.items()) + ".",
+            "",
+            "## Reproduce", "",
+            "```bash",
+            "nice -n 5 python recipes/encoders/validation/layers.py extract   # pooled arrays -> runs/layers/ (gitignored)",
+            "nice -n 5 python recipes/encoders/validation/layers.py probe     # -> runs/layers/results.json",
+            "python recipes/encoders/validation/layers.py report              # -> this file",
+            "```", ""]
+    REPORT.write_text("\n".join(out))
+
+
 if __name__ == "__main__":
-    {"extract": extract, "probe": probe}[sys.argv[1]]()
+    {"extract": extract, "probe": probe, "report": report}[sys.argv[1]]()
