@@ -45,8 +45,8 @@ SPEECH_KINDS = ("acoustic",)
 TEXT_KINDS = ("words",)
 # Whisper frames a model sees at most per window: its 30-s input window (1,500 frames of 20 ms).
 WHISPER_MAX_FRAMES = WHISPER_WINDOW_FRAMES
-# Per-utterance normalisation: a dimension constant over a window (or a one-frame window) becomes
-# zeros instead of 0/0; real Whisper frames vary by far more than this over any two frames.
+# Per-frame / per-window normalisation: a constant frame or dimension (or a one-frame window) becomes
+# zeros instead of 0/0. 1e-5 is the epsilon recipes/encoders/validation/layers.py measured "utt" with.
 UTTERANCE_STD_FLOOR = 1e-5
 
 
@@ -181,10 +181,8 @@ class FeaturePipeline:
         if spec is None:
             return fit_frames(frames, self.acoustic)
         kept = frames[: spec.window_frames]  # a window is at most 30 s; longer audio is windowed upstream
-        if spec.norm == "utterance" and len(kept):
-            kept = np.asarray(kept, dtype=np.float64)
-            std = np.maximum(kept.std(axis=0), UTTERANCE_STD_FLOOR)
-            kept = ((kept - kept.mean(axis=0)) / std).astype(np.float32)
+        if spec.norm != "global" and len(kept):
+            kept = normalise_window(kept, spec.norm)
         return kept, len(kept)
 
     def text_inputs(self, texts: list[str]) -> list[np.ndarray]:
@@ -272,6 +270,25 @@ def _statistic(values, name: str, size: int) -> np.ndarray:
     if array.shape != (size,) or not np.isfinite(array).all():
         raise ConfigError(f"pipeline.{name} must be {size} finite numbers, got shape {array.shape}")
     return array
+
+
+def normalise_window(frames: np.ndarray, norm: str) -> np.ndarray:
+    """One window's (T, D) frames normalised by its own statistics (``EncoderSpec.norm``, registry.NORMS).
+
+    ``"utt"``: each frame over its dimensions, ``(f - mean) / (std + 1e-5)`` as the validation
+    measured it; ``"utt-cmn"``: the window's mean over time removed per dimension; ``"utt-mvn"``:
+    the window standardised over time per dimension (std floored at 1e-5).
+    """
+    x = np.asarray(frames, dtype=np.float64)
+    if norm == "utt":
+        x = (x - x.mean(axis=1, keepdims=True)) / (x.std(axis=1, keepdims=True) + UTTERANCE_STD_FLOOR)
+    elif norm == "utt-cmn":
+        x = x - x.mean(axis=0)
+    elif norm == "utt-mvn":
+        x = (x - x.mean(axis=0)) / np.maximum(x.std(axis=0), UTTERANCE_STD_FLOOR)
+    elif norm != "global":
+        raise ConfigError(f"unknown normalisation {norm!r}")
+    return x.astype(np.float32)
 
 
 def _entry(kind, modality: str) -> EncoderSpec:

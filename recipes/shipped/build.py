@@ -201,15 +201,15 @@ def main(argv: list[str] | None = None) -> None:
 
 def _scoring(pipeline) -> str:
     """How the held-out check scored, in words: as `EmotionRecognizer.predict` does for this pipeline."""
-    if pipeline.uses_speech and pipeline.speech_kind == "whisper":
-        # Whisper's encoder gives 50 frames per second; a window is its 30-s input.
-        window = f"Whisper tiny.en frames of the recording's real length (windows of {pipeline.max_frames / 50:g} s)"
+    if pipeline.uses_speech and pipeline.speech_encoder is not None:
+        spec = pipeline.speech_encoder  # its registry entry: a window is its 30-s input
+        window = f"{spec.label} frames of the recording's real length (windows of {pipeline.max_frames * spec.frame_seconds:g} s)"
     elif pipeline.uses_speech:
         seconds = pipeline.max_frames * pipeline.acoustic.step_s
         window = f"every {seconds:g}-s window of each recording, probabilities averaged weighted by frame count"
     else:
         window = "the transcript alone"
-    text = "; the transcript as its all-MiniLM-L6-v2 sentence vector" if pipeline.uses_text and pipeline.text_kind == "sentence" else ""
+    text = f"; the transcript as its {pipeline.text_encoder.label} sentence vector" if pipeline.uses_text and pipeline.text_encoder is not None else ""
     return f"as EmotionRecognizer.predict: {window}{text}"
 
 

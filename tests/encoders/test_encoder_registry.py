@@ -113,7 +113,7 @@ def test_a_bad_entry_is_refused_when_it_is_written():
     with pytest.raises(ConfigError, match="lower-case"):
         toy_speech(key="Toy")
     with pytest.raises(ConfigError, match="norm must be one of"):
-        toy_speech(norm="speaker")
+        toy_speech(norm="speaker")  # needs statistics of other clips of the user: not a per-input property
     with pytest.raises(ConfigError, match="a speech encoder needs frame_seconds"):
         toy_speech(frame_seconds=None)
     with pytest.raises(ConfigError, match="a text encoder gives one vector"):
@@ -187,6 +187,10 @@ class RecordingTorchEncoder:
         self.calls.append((len(samples), layer))
         return np.full(((len(samples) + 319) // 320, self.dim), float(layer or 0), dtype=np.float64)
 
+    def all_layers(self, samples):  # (n_layers + 1, T, dim): layer k is k everywhere, plus the frame index
+        t = np.arange((len(samples) + 319) // 320, dtype=np.float64)[None, :, None]
+        return np.arange(self.n_layers + 1, dtype=np.float64)[:, None, None] + t + np.zeros((1, 1, self.dim))
+
 
 def test_the_torch_layer_adapter_asks_for_its_layer_and_gives_float32():
     fake = RecordingTorchEncoder()
@@ -194,6 +198,14 @@ def test_the_torch_layer_adapter_asks_for_its_layer_and_gives_float32():
     assert fake.calls == [(16000, 2)] and out.dtype == np.float32 and out.shape == (50, 3) and (out == 2.0).all()
     TorchWhisperLayer(fake, layer=None).frames(np.zeros(640, dtype=np.float32))
     assert fake.calls[-1] == (640, None)
+    # Blocks 1..4 averaged (not the block input 0): (1 + 2 + 3 + 4) / 4 = 2.5, plus the frame index.
+    avg = TorchWhisperLayer(fake, layer="avg").frames(np.zeros(640, dtype=np.float32))
+    np.testing.assert_array_equal(avg, np.array([[2.5] * 3, [3.5] * 3], np.float32))
+    concat = TorchWhisperLayer(fake, layer="concat")
+    assert concat.dim == 12
+    np.testing.assert_array_equal(concat.frames(np.zeros(320, dtype=np.float32)), [[1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4]])
+    with pytest.raises(ConfigError, match="layer must be None, an int >= 0 or one of"):
+        toy_speech(layer="last")
 
 
 # --- the pipeline: identity recorded and checked, normalisation per entry ------------------------------
@@ -216,8 +228,8 @@ def test_a_model_records_its_encoder_and_refuses_to_load_when_the_entry_changed(
         FeaturePipeline.from_state(state)
 
 
-def test_per_utterance_normalisation_standardises_each_clip_over_time_then_by_the_training_statistics(monkeypatch):
-    monkeypatch.setitem(ENCODERS, "toy", toy_speech(norm="utterance"))
+def test_utt_mvn_standardises_each_clip_over_time_then_by_the_training_statistics(monkeypatch):
+    monkeypatch.setitem(ENCODERS, "toy", toy_speech(norm="utt-mvn"))
     rng = np.random.default_rng(1)
     train = _frames(rng, (12, 30, 7))
     fitted = FeaturePipeline.fit(frozenset({"speech"}), train_frames=train, speech_kind="toy")
@@ -238,6 +250,19 @@ def test_per_utterance_normalisation_standardises_each_clip_over_time_then_by_th
     np.testing.assert_array_equal(reloaded.speech_inputs([clip]).frames, fitted.speech_inputs([clip]).frames)
 
 
+@pytest.mark.parametrize("norm", ["utt", "utt-cmn"])
+def test_the_other_per_input_normalisations_match_a_hand_computation(monkeypatch, norm):
+    monkeypatch.setitem(ENCODERS, "toy", toy_speech(norm=norm))
+    x = np.array([[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 9.0], [0.0, 0.0, 0.0, 0.0, 8.0, 8.0, 8.0, 8.0]], np.float32)
+    if norm == "utt":  # row 1: mean 4.625, population std 2.3419; row 2: mean 4, std 4
+        row1 = (x[0] - 4.625) / (np.sqrt(np.mean((x[0] - 4.625) ** 2)) + 1e-5)
+        expected = np.stack([row1, (x[1] - 4.0) / (4.0 + 1e-5)])
+    else:  # the mean over the two frames removed per dimension
+        expected = x - (x[0] + x[1]) / 2
+    pipeline = FeaturePipeline(frozenset({"speech"}), mean=np.zeros(8), std=np.ones(8), speech_kind="toy")
+    np.testing.assert_allclose(pipeline.speech_inputs([x]).frames[0], expected, rtol=1e-5, atol=1e-6)
+
+
 def test_global_normalisation_keeps_a_clips_offset():
     rng = np.random.default_rng(2)
     train = _frames(rng, (12, 30), dim=384)
@@ -247,7 +272,7 @@ def test_global_normalisation_keeps_a_clips_offset():
 
 
 def test_one_frame_per_utterance_normalises_to_zeros_not_nan(monkeypatch):
-    monkeypatch.setitem(ENCODERS, "toy", toy_speech(norm="utterance"))
+    monkeypatch.setitem(ENCODERS, "toy", toy_speech(norm="utt-mvn"))
     fitted = FeaturePipeline.fit(
         frozenset({"speech"}), train_frames=_frames(np.random.default_rng(3), (5, 9)), speech_kind="toy"
     )

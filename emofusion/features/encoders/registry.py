@@ -39,12 +39,21 @@ import numpy as np
 from emofusion.errors import ConfigError, MissingExtraError
 
 SPEECH, TEXT = "speech", "text"
-# How a speech encoder's frames are normalised before the model sees them (after the cache, so one
-# cached entry serves both): "global" standardises by the training set's per-dimension mean/std
-# only; "utterance" first standardises each window (at most 30 s) over time, with its own mean and
-# std per dimension, then by the training statistics. Both are applied by FeaturePipeline, the one
-# path training, scoring and prediction share.
-NORMS = ("global", "utterance")
+# How a speech encoder's frames are normalised before the model sees them. Every option needs only
+# the input itself (no statistics of other clips of the user), is applied after the cache (one
+# cached entry serves them all) and then standardised by the training set's per-dimension mean/std,
+# all in FeaturePipeline, the one path training, scoring and prediction share. The names are those
+# of recipes/encoders/validation/layers.py, whose CHOSEN line picks one:
+#   "global"  - the training statistics only;
+#   "utt"     - each frame standardised over its own dimensions first (a LayerNorm without weights);
+#   "utt-cmn" - each window's mean over time removed per dimension first;
+#   "utt-mvn" - each window standardised over time per dimension first (mean and variance).
+# A window is a clip of at most 30 s (longer recordings are windowed before the model).
+NORMS = ("global", "utt", "utt-cmn", "utt-mvn")
+# What TorchWhisperEncoder can give besides one block's output (an int) or the encoder's (None):
+# the frames averaged over blocks 1..n ("avg"), or blocks 1..n side by side ("concat": n x width, so a
+# linear head on its pooled vector is a learned weighting of the layers).
+LAYER_COMBINATIONS = ("avg", "concat")
 
 # Feature kinds that models saved before this registry record in model.json, and the entries they mean.
 LEGACY_KINDS = {"whisper": "wt", "sentence": "st"}
@@ -75,7 +84,8 @@ class EncoderSpec:
         packages: import name -> PyPI distribution of what it needs, checked before loading.
         dim: width of one frame or vector.
         frame_seconds: seconds between frames; None for sentence vectors.
-        layer: the encoder layer read (None: the encoder's own output, its last layer).
+        layer: the encoder layer read (None: the encoder's own output, its last layer; or one of
+            :data:`LAYER_COMBINATIONS`).
         loader: returns the loaded encoder (``frames(samples)`` or ``embed(texts)``); called once per
             process through :func:`load_encoder`, never at import time.
         norm: one of :data:`NORMS` (speech only).
@@ -92,7 +102,7 @@ class EncoderSpec:
     packages: Mapping[str, str]
     dim: int
     frame_seconds: float | None
-    layer: int | None
+    layer: int | str | None
     loader: Callable[[], object] = field(compare=False, repr=False)
     norm: str = "global"
     sample_rate: int = WHISPER_RATE
@@ -107,6 +117,9 @@ class EncoderSpec:
             raise ConfigError(f"encoder {self.key}: modality must be 'speech' or 'text', got {self.modality!r}")
         if isinstance(self.dim, bool) or not isinstance(self.dim, int) or self.dim < 1:
             raise ConfigError(f"encoder {self.key}: dim must be a positive int, got {self.dim!r}")
+        if not (self.layer is None or self.layer in LAYER_COMBINATIONS
+                or (isinstance(self.layer, int) and not isinstance(self.layer, bool) and self.layer >= 0)):
+            raise ConfigError(f"encoder {self.key}: layer must be None, an int >= 0 or one of {LAYER_COMBINATIONS}, got {self.layer!r}")
         if self.norm not in NORMS:
             raise ConfigError(f"encoder {self.key}: norm must be one of {NORMS}, got {self.norm!r}")
         if self.modality == SPEECH and (not self.frame_seconds or not self.window_frames):
@@ -118,7 +131,7 @@ class EncoderSpec:
     def label(self) -> str:
         """How reports name it: ``whisper-base layer 4`` (``, per-utterance norm`` when it has one)."""
         text = self.name if self.layer is None else f"{self.name} layer {self.layer}"
-        return text + (", per-utterance norm" if self.norm == "utterance" else "")
+        return text + (f", norm {self.norm}" if self.norm != "global" else "")
 
     def cache_settings(self) -> dict:
         """What besides ``name`` keys its on-disk cache: a different layer never shares a cache.
@@ -159,20 +172,27 @@ def _st():
 
 
 class TorchWhisperLayer:
-    """One layer of the PyTorch Whisper encoder as a frame encoder: ``frames(samples) -> (T, dim)``.
+    """One layer (or a combination of layers) of the PyTorch Whisper encoder as a frame encoder:
+    ``frames(samples) -> (T, dim)``.
 
     The encoder itself cuts audio over 30 s into 30-s pieces, as the CTranslate2 one does.
     """
 
-    def __init__(self, encoder, layer: int | None) -> None:
+    def __init__(self, encoder, layer: int | str | None) -> None:
         self.encoder, self.layer = encoder, layer
-        self.name, self.dim = encoder.name, encoder.dim
+        self.name = encoder.name
+        self.dim = encoder.dim * encoder.n_layers if layer == "concat" else encoder.dim
 
     def frames(self, samples: np.ndarray) -> np.ndarray:
-        return np.asarray(self.encoder.frames(samples, layer=self.layer), dtype=np.float32)
+        if self.layer in LAYER_COMBINATIONS:
+            blocks = self.encoder.all_layers(samples)[1 : self.encoder.n_layers + 1]  # index 0 is the block input
+            out = blocks.mean(0) if self.layer == "avg" else np.concatenate(list(blocks), axis=1)
+        else:
+            out = self.encoder.frames(samples, layer=self.layer)
+        return np.asarray(out, dtype=np.float32)
 
 
-def _torch_whisper(size: str, layer: int | None) -> Callable[[], TorchWhisperLayer]:
+def _torch_whisper(size: str, layer: int | str | None) -> Callable[[], TorchWhisperLayer]:
     def load() -> TorchWhisperLayer:
         from emofusion.features.encoders.whisper_torch import shared_torch_encoder
 
