@@ -142,8 +142,8 @@ def read_manifests(
         The utterances of every manifest.
 
     Raises:
-        ManifestError: an id used in two manifests (naming both rows), an unknown label (naming
-            its row), or two manifests that default to the same corpus name.
+        ManifestError: an id or an audio file used in two manifests (naming both rows), an
+            unknown label (naming its row), or two manifests that default to the same corpus name.
     """
     paths = [Path(p) for p in paths]
     if not paths:
@@ -152,6 +152,7 @@ def read_manifests(
         return read_manifest(paths[0], labels=labels, check_files=check_files, require=require)
     known = set(labels) if labels is not None else {c for m in LABEL_MAPS.values() for c in m.values()}
     first: dict[str, str] = {}  # id -> "file:line"
+    first_audio: dict[Path, str] = {}  # audio file -> "file:line"
     corpus_from: dict[str, tuple[Path, bool]] = {}  # corpus -> (its first manifest, named in a column)
     utterances: list[Utterance] = []
     for path in paths:
@@ -175,6 +176,11 @@ def read_manifests(
                 raise ManifestError(f"{where}: id already used at {first[u.id]}; ids must be unique across "
                                     "manifests (they name cached features and prediction rows)")
             first[u.id] = f"{path}:{line}"
+            if u.audio is not None and u.audio in first_audio and not first_audio[u.audio].startswith(f"{path}:"):
+                raise ManifestError(f"{where}: audio {u.audio} is also the clip of {first_audio[u.audio]}; a clip "
+                                    "belongs to one corpus (else a held-out corpus shares clips with training)")
+            if u.audio is not None:
+                first_audio.setdefault(u.audio, f"{path}:{line}")
             if u.label not in known:
                 raise ManifestError(f"{where}: label {u.label!r} is not one of the known classes "
                                     f"{list(ordered_classes(known))}; map the corpus's labels onto them")

@@ -58,10 +58,16 @@ def rows_from_training_sessions(trained: TrainedModel, utterances: list[Utteranc
     if sessions is None:
         return None
     seen = set(sessions)
-    # A session name means something within its corpus: a row of a corpus the model records is
-    # checked against that corpus's sessions only. Rows of a corpus it does not record (another
-    # manifest of the same recordings, say) are checked against every session, as before corpora.
-    by_corpus = {c: set(s) for c, s in (trained.meta.get("train_corpora") or {}).items()}
-    counts = Counter(u.session for u in usable(utterances, trained.modalities)
-                     if u.session in by_corpus.get(u.corpus, seen))
+    # A session name means something within its corpus: where the model records its corpora, a row
+    # counts only if its own corpus trained with that session (session "1" of another corpus is held
+    # out). The corpus is the manifest's name for it: the same clips under another corpus name (one
+    # manifest copied to another file name) are not recognised. Models from before corpora were
+    # recorded are checked by session alone.
+    corpora = trained.meta.get("train_corpora")
+    if corpora:
+        by_corpus = {c: set(s) for c, s in corpora.items()}
+        trained_on = lambda u: u.session in by_corpus.get(u.corpus, ())  # noqa: E731
+    else:
+        trained_on = lambda u: u.session in seen  # noqa: E731
+    counts = Counter(u.session for u in usable(utterances, trained.modalities) if trained_on(u))
     return {s: counts[s] for s in sorted(counts, key=session_sort_key)}

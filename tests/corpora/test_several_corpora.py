@@ -71,6 +71,15 @@ def test_an_id_in_two_manifests_names_both_rows(tmp_path):
         read_manifests([a, b])
 
 
+def test_a_clip_in_two_manifests_names_both_rows(tmp_path):
+    (tmp_path / "clip.wav").write_bytes(b"RIFF")
+    a = write(tmp_path / "a.csv", f"{HEADER}\na1,clip.wav,,ang,s,1\na2,clip.wav,,sad,s,1\n")  # within one: allowed
+    b = write(tmp_path / "b.csv", f"{HEADER}\nb1,clip.wav,,ang,s,1\n")
+    assert len(read_manifests([a])) == 2
+    with pytest.raises(ManifestError, match=r"b.csv:2 \(id 'b1'\): audio .*clip.wav is also the clip of .*a.csv:2"):
+        read_manifests([a, b])
+
+
 def test_an_unknown_label_among_several_corpora_names_its_row(tmp_path):
     a = write(tmp_path / "a.csv", f"{HEADER}\na1,,x,ang,s,1\n")
     b = write(tmp_path / "b.csv", f"{HEADER}\nb1,,x,ang,s,1\nb2,,y,happy,s,1\n")
