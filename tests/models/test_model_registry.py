@@ -194,3 +194,22 @@ def test_model_keeps_a_private_copy_of_the_word_vectors():
         model.text_encoder.embedding.weight.add_(1.0)
     assert torch.equal(table + 1.0, model.text_encoder.embedding.weight)
     assert not torch.equal(table, model.text_encoder.embedding.weight)
+
+
+def test_a_branch_key_outside_the_papers_networks_is_a_frozen_encoder_sized_by_the_pipeline():
+    from emofusion.models import ENCODER_MODEL_NAMES, encoder_model
+    from emofusion.models.pretrained import PooledFramesEncoder, SentenceVectorEncoder
+
+    # Any key not among the paper's networks: the speech branch pools its frames (mean, std), the
+    # text branch reads its vector; the widths are the pipeline's, so a 512-wide encoder needs no code.
+    name, spec = encoder_model("newenc", "newtext")
+    assert name == "M-NEWENC-NEWTEXT" and spec.frozen_encoders == ("newenc", "newtext") and spec.balanced_loss
+    for model_name in ENCODER_MODEL_NAMES:
+        built = build_model(model_name, n_classes=4, speech_shape=(1500, 512), text_vector_dim=48)
+        s, t = MODEL_SPECS[model_name].speech, MODEL_SPECS[model_name].text
+        if s in MODEL_SPECS[model_name].frozen_encoders:
+            assert type(built.speech_encoder) is PooledFramesEncoder and built.speech_encoder.output_dim == 1024
+        if t in MODEL_SPECS[model_name].frozen_encoders:
+            assert type(built.text_encoder) is SentenceVectorEncoder and built.text_encoder.output_dim == 48
+    # The paper's networks keep their classes inside an encoder model (M-CBLA-ST's speech branch).
+    assert type(build_model("M-CBLA-ST", n_classes=4, speech_shape=(12, 34), text_vector_dim=8, config=SMALL).speech_encoder) is SpeechCBLAEncoder
