@@ -194,13 +194,18 @@ def probe() -> None:
                     got = split(Xr[tr], rav["y"][tr], rav["speaker"][tr], Xr[te], rav["y"][te], rav["speaker"][te], norm)
                     for suffix, yp in got.items():
                         pooled.setdefault(suffix, []).append(yp)
+                preds = {}
                 for suffix, pairs in pooled.items():
                     yy, pp = np.concatenate([a for a, _ in pairs]), np.concatenate([b for _, b in pairs])
                     row[f"loso_ua{suffix}"], row[f"loso_wa{suffix}"] = ua(yy, pp), wa(yy, pp)
+                    if not suffix:
+                        preds["loso"] = (yy.tolist(), pp.tolist())
                 # (b) leave one corpus out, both directions
                 for direction, (A, XA, B, XB) in {"rav2tess": (rav, Xr, tess, Xt), "tess2rav": (tess, Xt, rav, Xr)}.items():
                     for suffix, (yy, pp) in split(XA, A["y"], A["speaker"], XB, B["y"], B["speaker"], norm).items():
                         row[f"{direction}_ua{suffix}"], row[f"{direction}_wa{suffix}"] = ua(yy, pp), wa(yy, pp)
+                        if not suffix:
+                            preds[direction] = (yy.tolist(), pp.tolist())
                 for suffix in pooled:
                     for m in ("ua", "wa"):
                         row[f"loco_{m}{suffix}"] = (row[f"rav2tess_{m}{suffix}"] + row[f"tess2rav_{m}{suffix}"]) / 2
@@ -208,6 +213,7 @@ def probe() -> None:
                 row["seconds"] = time.perf_counter() - t
                 results.append(row)
                 print(json.dumps({k: (round(v, 1) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
+                row["predictions"] = preds  # (labels, predictions) per split: the report's paired bootstrap
         results.append({"encoder": f"whisper-{size}", "encode_seconds_per_clip": per_clip})
     (OUT / "results.json").write_text(json.dumps(results, indent=1))
 
@@ -220,6 +226,19 @@ def _f(v) -> str:
     return "–" if v is None or v != v else f"{v:.1f}"
 
 
+def paired_bootstrap(a: dict, b: dict, draws: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95% interval of rule(a) - rule(b), the same clips resampled for both in each of the three splits."""
+    rng = np.random.default_rng(seed)
+    diffs = np.zeros(draws)
+    for split_, weight in (("loso", 0.5), ("rav2tess", 0.25), ("tess2rav", 0.25)):
+        y, pa = map(np.asarray, a["predictions"][split_])
+        pb = np.asarray(b["predictions"][split_][1])
+        for i in range(draws):
+            idx = rng.integers(0, len(y), len(y))
+            diffs[i] += weight * (ua(y[idx], pa[idx]) - ua(y[idx], pb[idx]))
+    return float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))
+
+
 def report() -> None:
     """docs/results/encoders/layers.md from runs/layers/results.json (the figures are never typed by hand)."""
     results = json.loads((OUT / "results.json").read_text())
@@ -229,6 +248,10 @@ def report() -> None:
     best = max(eligible, key=lambda r: r["rule"])
     layer = {"final": "final"}.get(best["layer"], best["layer"])
     norms = ("global", "utt", "utt-cmn", "speaker")
+    runner_up = max((r for r in eligible if r is not best), key=lambda r: r["rule"])
+    lo, hi = paired_bootstrap(best, runner_up)
+    today = next(r for r in rows_ if (r["encoder"], r["layer"], r["norm"]) == ("whisper-tiny.en", "final", "global"))
+    lo0, hi0 = paired_bootstrap(best, today)
     out = [
         f"CHOSEN: encoder={best['encoder']} layer={layer} norm={best['norm']} pooling=mean+std",
         "",
@@ -252,7 +275,11 @@ def report() -> None:
         f" ({'the encoder output, final LayerNorm' if layer == 'final' else f'output of block {layer}, no final LayerNorm'}),"
         f" norm {best['norm']}, mean ‖ std**: (a) LOSO UA {_f(best['loso_ua'])} (WA {_f(best['loso_wa'])}),"
         f" (b) LOCO UA {_f(best['loco_ua'])} (RAVDESS -> TESS {_f(best['rav2tess_ua'])}, TESS -> RAVDESS"
-        f" {_f(best['tess2rav_ua'])}); rule {_f(best['rule'])}.",
+        f" {_f(best['tess2rav_ua'])}); rule {_f(best['rule'])}. Runner-up by the rule: {runner_up['encoder']} layer"
+        f" {runner_up['layer']}, norm {runner_up['norm']} (rule {_f(runner_up['rule'])}); paired bootstrap 95% interval"
+        f" of the chosen option's rule minus the runner-up's (clips resampled within each split, 1,000 draws): {lo:+.1f} to {hi:+.1f}. Against what S-WT reads"
+        f" (tiny.en's output, global; here in float32, rule {_f(today['rule'])}): {best['rule'] - today['rule']:+.1f},"
+        f" interval {lo0:+.1f} to {hi0:+.1f}.",
         "",
         "Targets (issue 16 / 17, to be met by trained models on their test protocols; these probes are the",
         f"validation stand-in): ravdess4 LOSO speech UA >= 78 -> chosen probe {_f(best['loso_ua'])}"
