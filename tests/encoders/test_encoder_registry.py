@@ -382,3 +382,21 @@ def test_the_pytorch_whisper_entries_give_their_layers_frames_at_their_width(key
     np.testing.assert_array_equal(frames, direct.frames(samples, layer=spec.layer))
     # Another layer is another feature: the entry's layer is what reaches the model.
     assert np.abs(frames - direct.frames(samples, layer=spec.layer - 1)).max() > 1e-2
+
+
+def test_the_entry_of_the_chosen_encoder_reads_the_layer_and_normalisation_validation_chose():
+    """docs/results/encoders/layers.md records the choice as ``CHOSEN: encoder=... layer=... norm=...``;
+    the registry entry of that encoder must read exactly that (switching is the entry's one line)."""
+    import re
+    from pathlib import Path
+
+    report = Path(__file__).resolve().parents[2] / "docs" / "results" / "encoders" / "layers.md"
+    lines = [m for m in re.finditer(r"^CHOSEN:\s*(.*)$", report.read_text(encoding="utf-8"), re.M)] if report.is_file() else []
+    if not lines:
+        pytest.skip("docs/results/encoders/layers.md has no CHOSEN line yet (the layer validation writes it)")
+    fields = dict(re.findall(r"(\w+)=(\S+)", lines[-1].group(1)))
+    layer = None if fields["layer"] in ("final", "None") else fields["layer"] if fields["layer"] in registry.LAYER_COMBINATIONS else int(fields["layer"])
+    name = fields["encoder"] if fields["encoder"].startswith("whisper-") else f"whisper-{fields['encoder']}"
+    chosen = [s for s in ENCODERS.values() if s.name == name and s.settings.get("runtime") == "torch"]
+    assert chosen, f"no PyTorch entry for {name} in the registry"
+    assert (chosen[0].layer, chosen[0].norm) == (layer, fields["norm"]), chosen[0]

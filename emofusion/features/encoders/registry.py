@@ -69,6 +69,10 @@ WHISPER_WINDOW_FRAMES = 1500
 # change them there and here together.
 WT2_LAYER = 2  # tiny.en has 4 blocks: layer 2 transferred best across corpora in the probes of issue 16
 WB_LAYER = 4  # base has 6 blocks: layer 4 was best within RAVDESS in the probes of issue 16
+# Their normalisations (NORMS), from the same CHOSEN line; tests/encoders/test_encoder_registry.py
+# checks the entry of the chosen encoder against that line once it is written.
+WT2_NORM = "global"
+WB_NORM = "global"
 
 
 @dataclass(frozen=True)
@@ -228,13 +232,13 @@ ENCODERS: dict[str, EncoderSpec] = {
         ),
         EncoderSpec(
             "wt2", "whisper-tiny.en", SPEECH, "encoders", TORCH_TINY_PACKAGES, 384, WHISPER_FRAME_SECONDS, WT2_LAYER,
-            _torch_whisper("tiny.en", WT2_LAYER), window_frames=WHISPER_WINDOW_FRAMES, settings={"runtime": "torch"},
-            description=f"Whisper tiny.en, layer {WT2_LAYER} of 4, PyTorch float32, on the clip's real length",
+            _torch_whisper("tiny.en", WT2_LAYER), norm=WT2_NORM, window_frames=WHISPER_WINDOW_FRAMES, settings={"runtime": "torch"},
+            description=f"Whisper tiny.en (4 blocks), layer {WT2_LAYER}, PyTorch float32, on the clip's real length",
         ),
         EncoderSpec(
             "wb", "whisper-base", SPEECH, "encoders", TORCH_BASE_PACKAGES, 512, WHISPER_FRAME_SECONDS, WB_LAYER,
-            _torch_whisper("base", WB_LAYER), window_frames=WHISPER_WINDOW_FRAMES, settings={"runtime": "torch"},
-            description=f"Whisper base (multilingual), layer {WB_LAYER} of 6, PyTorch float32, on the clip's real length",
+            _torch_whisper("base", WB_LAYER), norm=WB_NORM, window_frames=WHISPER_WINDOW_FRAMES, settings={"runtime": "torch"},
+            description=f"Whisper base (multilingual, 6 blocks), layer {WB_LAYER}, PyTorch float32, on the clip's real length",
         ),
     )
 }
