@@ -49,14 +49,24 @@ if TYPE_CHECKING:
 SAMPLE_RATE = 16_000  # what Whisper's feature extractor expects
 # Whisper hears 30 s at a time: a longer recording is transcribed utterance by utterance.
 WHISPER_WINDOW_S = 30.0
+# Below this mean token log-probability (or above this no-speech probability) the words are not
+# read as evidence. Measured with tiny.en (greedy): 30 RAVDESS clips (actors 01-04) -0.27 at worst,
+# median -0.11; German and French sentences spoken by espeak-ng, which tiny.en turns into English
+# nonsense ("begin the stealing 1,000 in captain"), -0.89 to -1.26. -0.6 lies between, with room on
+# both sides; Whisper's own failed-decode bound (-1) would have read two of those three German
+# sentences. No-speech: 0.6 is Whisper's own bound (English clips: 0.21 at most).
+# Checked in tests/asr/test_language.py.
+MIN_AVG_LOGPROB = -0.6
+MAX_NO_SPEECH_PROB = 0.6
 
 
 @dataclass(frozen=True)
 class Heard:
     """What Whisper heard in a recording: its words, their language, and how sure it was.
 
-    ``language``: ISO 639-1 code ("en", "de"...), detected by a multilingual model; an English-only
-    model always says "en" with probability 1. ``avg_logprob``: the mean log-probability of the
+    ``language``: ISO 639-1 code ("en", "de"...) and its probability, detected by a multilingual
+    model; None for an English-only model, which detects nothing: it writes English words whatever
+    it hears, and its confidence (below) is what tells foreign speech. ``avg_logprob``: the mean log-probability of the
     words' tokens (Whisper's own "decoding failed" test is < -1); ``no_speech_prob``: Whisper's
     probability that there is no speech. Over several utterances each figure is the mean weighted
     by utterance duration, and ``language`` the one heard for the longest time. None: no words.
@@ -68,6 +78,12 @@ class Heard:
     avg_logprob: float | None = None
     no_speech_prob: float | None = None
     utterances: int = 1
+
+    @property
+    def reliable(self) -> bool:
+        """Whisper was sure enough of the words to read them (`MIN_AVG_LOGPROB`, `MAX_NO_SPEECH_PROB`)."""
+        return (self.avg_logprob is not None and self.avg_logprob >= MIN_AVG_LOGPROB
+                and (self.no_speech_prob is None or self.no_speech_prob <= MAX_NO_SPEECH_PROB))
 
 
 @dataclass(frozen=True)
@@ -168,11 +184,12 @@ class Transcriber:
             )
             segments = list(segments)  # the generator decodes: inside the lock
         words = " ".join(" ".join(s.text.strip() for s in segments).split())
+        detected = (info.language, float(info.language_probability)) if self.multilingual else (None, None)
         if not words:
-            return Heard("", info.language, float(info.language_probability))
+            return Heard("", *detected)
         weights = np.array([max(s.end - s.start, 1e-3) for s in segments])
         return Heard(
-            words, info.language, float(info.language_probability),
+            words, *detected,
             float(np.average([s.avg_logprob for s in segments], weights=weights)),
             float(np.average([s.no_speech_prob for s in segments], weights=weights)),
         )

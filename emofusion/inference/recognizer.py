@@ -23,6 +23,8 @@ A recording of several utterances: `emofusion.inference.timeline.build_timeline`
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +36,7 @@ import torch
 
 from emofusion.artifacts import TrainedModel, load_trained
 from emofusion.audio import TARGET_SAMPLE_RATE, AudioSource, load_audio
-from emofusion.errors import ConfigError, TextError
+from emofusion.errors import ConfigError, EmofusionError, TextError
 from emofusion.features.acoustic import extract_frames
 from emofusion.features.batching import EncodedSet, collate, length_groups
 from emofusion.features.encoders.whisper import SAMPLE_RATE as WHISPER_RATE
@@ -47,10 +49,14 @@ if TYPE_CHECKING:
 
 # Languages the text side of every model here reads: GloVe and MiniLM were trained on English text.
 # The one home of that fact until the encoder registry carries it per text encoder. A transcript
-# in another language is not read: the text branch gets the neutral input instead (zero features;
-# an exported graph, which reads word ids, a lone padding token), so a fusion model answers from
-# its speech (measured in docs/results/language_fallback.md).
+# in another language (or one Whisper was unsure of: `Heard.reliable`) is not read: the shipped
+# speech-only model answers (`speech_fallback`), as the timeline does for word-less segments;
+# without one, the text branch gets a neutral input (zero features; an exported graph, which reads
+# word ids, a lone padding token). Measured on 100 TESS clips (a corpus no shipped model heard;
+# benchmarks/bench_language.py): S-CBLA 45% accuracy; M-WT-ST reading
+# tiny.en's English nonsense for German speech 32%, with the neutral input 32%; M-CBLA-BLR 34% and 37%.
 TEXT_LANGUAGES: tuple[str, ...] = ("en",)
+_FALLBACK_LOCK = threading.Lock()  # the speech-only fallback is loaded once per recognizer
 _NEUTRAL_TOKENS = np.zeros(1, dtype=np.int64)  # the vocabulary's padding id (Vocabulary.PAD)
 
 # The paper's fusion model M-CBLA-BLR (the default without the encoders extra; ONNX export's default).
@@ -102,9 +108,11 @@ class PreparedInput:
     transcribed: bool = False  # ``text`` came from Whisper
     language: str | None = None  # what Whisper heard (with ``transcribed``)
     language_probability: float | None = None
-    # False: the transcript is not read (another language, or Whisper unsure); the text branch gets
-    # the neutral input instead (`_neutral_text`), so the fusion model answers from the speech.
+    # False: the transcript is not read (another language, or Whisper unsure): the utterance is
+    # classified by ``answered_by`` (the shipped speech-only model) or, without one, by this model
+    # with the neutral text input (`TEXT_LANGUAGES`).
     text_used: bool = True
+    answered_by: "EmotionRecognizer | None" = field(default=None, repr=False, compare=False)
     # The transcript's row of text features: computed by the first forward pass that needs it and
     # reused by any later pass over more of this utterance's windows (the service splits long ones).
     text_features: torch.Tensor | None = field(default=None, repr=False, compare=False)
@@ -133,6 +141,7 @@ class EmotionRecognizer:
         # (an exported graph carries it inside).
         self.calibration = trained.calibration
         self._asr = asr
+        self._speech_fallback: "EmotionRecognizer | None | bool" = False  # False: not looked up yet
 
     @classmethod
     def load(
@@ -216,6 +225,21 @@ class EmotionRecognizer:
         """Languages this model's text side reads (a transcript in another is not read)."""
         return TEXT_LANGUAGES
 
+    def speech_fallback(self) -> "EmotionRecognizer | None":
+        """The model that answers for this one when its transcript cannot be read: the shipped
+        speech-only model, when it predicts the same classes in the same order; else None."""
+        with _FALLBACK_LOCK:
+            if self._speech_fallback is False:
+                self._speech_fallback = None
+                if self.trained.pipeline.uses_text and self.trained.pipeline.uses_speech:
+                    try:
+                        candidate = EmotionRecognizer.load("speech", device=self.device, limits=self.limits)
+                    except EmofusionError:
+                        candidate = None
+                    if candidate is not None and candidate.labels == self.labels:
+                        self._speech_fallback = candidate
+            return self._speech_fallback
+
     def prepare(
         self,
         audio: AudioSource | None = None,
@@ -266,14 +290,23 @@ class EmotionRecognizer:
             if not text:
                 raise TextError(f"no transcript: {self.name} reads the text, and no words were recognised in "
                                 f"the audio (for sound alone use the speech-only model: --model speech)")
-            text_used = heard.language in self.text_languages and heard.reliable
+            # An English-only Whisper detects no language (None): its words are English, and only
+            # its confidence tells foreign speech (`Heard.reliable`).
+            text_used = (heard.language or "en") in self.text_languages and heard.reliable
             if not (text_used or pipeline.uses_speech):
                 raise TextError(
-                    f"no usable transcript: {self.name} reads only the text, in {', '.join(self.text_languages)}; "
-                    f"Whisper heard {heard.language} (p={heard.language_probability:.2f})"
-                    + ("" if heard.reliable else " and was unsure of the words")
+                    f"no usable transcript: {self.name} reads only the text, in {', '.join(self.text_languages)}"
+                    + (f"; Whisper heard {heard.language} (p={heard.language_probability:.2f})" if heard.language else "")
+                    + ("" if heard.reliable else "; Whisper was unsure of the words (another language?)")
                 )
             tokens = self._encode_text(text, limits)
+            fallback = None if text_used else self.speech_fallback()
+            if fallback is not None:  # classified from the speech alone, by the speech-only model
+                inner = fallback.prepare(decoded.samples, None, sample_rate=decoded.sample_rate, name=name, limits=limits)
+                inner.text, inner.transcribed, inner.text_used, inner.answered_by = text, True, False, fallback
+                inner.language, inner.language_probability = heard.language, heard.language_probability
+                inner.timings_ms.update(decode=decode_ms, transcription=timings["transcription"])
+                return inner
         windows: list = [None]
         if pipeline.uses_speech:
             if frame_encoder is not None:  # rounded as the training cache stores them: same inputs as in training
@@ -310,6 +343,8 @@ class EmotionRecognizer:
         2.5-s windows and the short last windows of the same recordings). A transcript goes
         through the text network only the first time one of its utterance's windows does (its
         features are kept on the `PreparedInput`)."""
+        if any(p.answered_by not in (None, self) for p, _, _ in parts):
+            return self._delegated_probabilities(parts)
         pipeline = self.trained.pipeline
         counts = [stop - start for _, start, stop in parts]
         if any(c < 1 for c in counts):
@@ -343,8 +378,24 @@ class EmotionRecognizer:
             )
         return np.split(probabilities, np.cumsum(counts)[:-1])
 
+    def _delegated_probabilities(self, parts: Sequence[WindowSlice]) -> list[np.ndarray]:
+        """`window_probabilities` when some utterances are answered by another model: each model's
+        own pass over its utterances, the results back in the order of ``parts``."""
+        out: list = [None] * len(parts)
+        models = {id(p.answered_by or self): p.answered_by or self for p, _, _ in parts}
+        for model in models.values():
+            mine = [i for i, (p, _, _) in enumerate(parts) if (p.answered_by or self) is model]
+            slices = [parts[i] for i in mine]
+            result = model.window_probabilities(slices)
+            for i, probs in zip(mine, result):
+                out[i] = probs
+        return out
+
     def combine(self, prepared: PreparedInput, probabilities: np.ndarray, model_ms: float) -> Prediction:
         """The prediction of one utterance from the probabilities of all its windows."""
+        if prepared.answered_by not in (None, self):
+            answer = prepared.answered_by.combine(prepared, probabilities, model_ms)
+            return dataclasses.replace(answer, transcript=prepared.text, transcribed=prepared.transcribed)
         if len(probabilities) != len(prepared.windows):
             raise ValueError(f"{len(probabilities)} window probabilities for {len(prepared.windows)} windows")
         # Weight each window by its frame count, so every second of audio counts equally.
