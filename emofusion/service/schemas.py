@@ -23,6 +23,16 @@ class PredictResponse(BaseModel):
         "sent; null for a speech-only model", examples=["Kids are talking by the door."],
     )
     transcribed: bool = Field(False, description="Whether `transcript` came from speech recognition")
+    language: str | None = Field(
+        None, description="The language speech recognition heard (ISO 639-1), when it transcribed with a "
+        "multilingual Whisper model; null otherwise (the English-only default detects none)", examples=["en"],
+    )
+    language_probability: float | None = Field(None, description="Whisper's probability of `language`")
+    text_used: bool = Field(
+        False, description="Whether the model read `transcript`. False for a transcript in a language the "
+        "model's text side does not read (English), or one Whisper was unsure of: the speech-only model "
+        "answered from the sound (then `modalities` is ['speech'])",
+    )
     windows: int = Field(
         description="Number of windows the recording was cut into, each as long as the model's input "
         "(its max_frames frames); their probabilities are averaged",
