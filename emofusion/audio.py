@@ -18,6 +18,7 @@ pyAudioAnalysis's reader returns; see :mod:`emofusion.features.acoustic`.
 from __future__ import annotations
 
 import io
+import logging
 import math
 import re
 from contextlib import contextmanager
@@ -61,6 +62,8 @@ _PREALLOCATE_MAX_S = 3600
 
 AudioSource = Union[str, Path, bytes, bytearray, np.ndarray]
 
+log = logging.getLogger("emofusion.audio")
+
 
 @dataclass(frozen=True)
 class Audio:
@@ -68,10 +71,29 @@ class Audio:
 
     samples: np.ndarray  # float64, shape (n,)
     sample_rate: int
+    note: str | None = None  # e.g. that the file was cut short (`cut_short`)
 
     @property
     def duration_s(self) -> float:
         return len(self.samples) / self.sample_rate
+
+
+def cut_short(label: str, declared_frames: int, decoded_frames: int, rate: int) -> str | None:
+    """A note when fewer frames decoded than the header declared, else None.
+
+    A whole MP3, OGG, FLAC or WAV decodes to exactly its declared length (soundfile 0.13, libsndfile
+    1.2); a truncated MP3 keeps its header's length (61 s declared for 31 s of audio), so the
+    header alone would report the wrong duration. 50 ms or 1% of slack, whichever is more.
+    """
+    if declared_frames >= _UNKNOWN_FRAMES or declared_frames - decoded_frames <= max(0.05 * rate, 0.01 * declared_frames):
+        return None
+    return (f"{label}: the file was cut short: its header declares {declared_frames / rate:.1f} s, "
+            f"only {decoded_frames / rate:.1f} s could be decoded (that part is used)")
+
+
+def warn_cut_short(note: str) -> None:
+    """Say it on the log (stderr when nothing else is configured: the CLI's and the server's)."""
+    log.warning(note)
 
 
 @dataclass
@@ -111,8 +133,11 @@ def load_audio(
     label = name or (str(source) if isinstance(source, (str, Path)) else type(source).__name__)
     with _open(source, sample_rate, label) as stream:
         _check_header(stream, label, max_seconds)
-        samples = _decode_mono(stream, label, target_rate, max_seconds)
-    return Audio(samples, target_rate)
+        samples, decoded = _decode_mono(stream, label, target_rate, max_seconds)
+    note = cut_short(label, stream.frames, decoded, stream.rate)
+    if note:
+        warn_cut_short(note)
+    return Audio(samples, target_rate, note)
 
 
 # ---------------------------------------------------------------- opening: header and blocks
@@ -229,8 +254,9 @@ def _check_duration(frames: int, rate: int, label: str, max_seconds: float | Non
         raise AudioError(f"{label}: {frames / rate:.1f} s of audio exceeds the limit of {max_seconds:g} s")
 
 
-def _decode_mono(stream: _Stream, label: str, target_rate: int, max_seconds: float | None) -> np.ndarray:
-    """Stream the blocks: average channels, resample, collect; check what the header could not."""
+def _decode_mono(stream: _Stream, label: str, target_rate: int, max_seconds: float | None) -> tuple[np.ndarray, int]:
+    """Stream the blocks: average channels, resample, collect; check what the header could not.
+    Returns the samples and the number of source frames decoded."""
     rate = stream.rate
     resampler = (
         None if rate == target_rate
@@ -265,7 +291,7 @@ def _decode_mono(stream: _Stream, label: str, target_rate: int, max_seconds: flo
     if resampler is not None:
         # And in what the features see: content above the new Nyquist frequency is gone.
         _check_not_silent(float(samples.mean()), float(samples.min()), float(samples.max()), label)
-    return samples
+    return samples, n
 
 
 def _check_not_silent(mean: float, low: float, high: float, label: str) -> None:

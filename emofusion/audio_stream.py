@@ -16,7 +16,7 @@ import io
 import re
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -24,7 +24,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from emofusion.audio import TARGET_SAMPLE_RATE, AudioSource, _check_header, _open
+from emofusion.audio import TARGET_SAMPLE_RATE, AudioSource, _check_header, _open, cut_short, warn_cut_short
 from emofusion.errors import AudioError
 
 # Thirty seconds a block: large enough that per-block overhead vanishes, small enough (2.9 MB of
@@ -75,6 +75,8 @@ class AudioStream:
     label: str
     target_rate: int = TARGET_SAMPLE_RATE
     max_seconds: float | None = None
+    # Source frames found by the last complete pass, when fewer than the header declared.
+    _decoded: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def open(
@@ -119,7 +121,14 @@ class AudioStream:
 
     @property
     def duration_s(self) -> float:
-        return self.frames / self.rate
+        """The recording's length: the header's until a pass has decoded it all, then the decoded
+        length (a truncated MP3 declares the length it had before it was cut)."""
+        return self._decoded.get("frames", self.frames) / self.rate
+
+    @property
+    def note(self) -> str | None:
+        """Set once a complete pass found the file cut short (`emofusion.audio.cut_short`)."""
+        return self._decoded.get("note")
 
     def blocks(self, block_seconds: float = BLOCK_SECONDS) -> Iterator[np.ndarray]:
         """Consecutive blocks of the whole recording: mono float64 at ``target_rate``."""
@@ -138,6 +147,11 @@ class AudioStream:
                 block = resampler.resample_chunk(block, last=last)
             if len(block):
                 yield block
+        if "frames" not in self._decoded and not isinstance(self.source, np.ndarray):
+            note = cut_short(self.label, self.frames, read, self.rate)
+            if note:  # said once, at the end of the first complete pass
+                self._decoded.update(frames=read, note=note)
+                warn_cut_short(note)
 
     def _source_blocks(self, size: int) -> Iterator[np.ndarray]:
         if isinstance(self.source, np.ndarray):

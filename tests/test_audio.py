@@ -204,8 +204,9 @@ def test_a_stream_longer_than_its_header_says_is_still_limited():
     stream = audio_module._Stream(16000, 1, 16000, blocks)
     with pytest.raises(AudioError, match=r"clip: more than 2 s of audio \(its header said 1\.0 s\) exceeds"):
         audio_module._decode_mono(stream, "clip", 16000, max_seconds=2)
-    whole = audio_module._decode_mono(stream, "clip", 16000, max_seconds=None)  # past the preallocation
+    whole, decoded = audio_module._decode_mono(stream, "clip", 16000, max_seconds=None)  # past the preallocation
     np.testing.assert_array_equal(whole, np.tile(_tone(16000, 1.0), 3))
+    assert decoded == 3 * 16000
 
 
 # ---------------------------------------------------------------- silence after DC removal
