@@ -57,7 +57,10 @@ class AugmentedSpeech:
 
     def __init__(self, clean: EncodedSet, pipeline: FeaturePipeline, config: AugmentConfig, seed: int) -> None:
         self.clean, self.pipeline, self.config, self.seed = clean, pipeline, config, seed
-        self.clips: list[np.ndarray] = []  # acoustic: the decoded 16-kHz training clips (float32)
+        # The decoded 16-kHz clips, once per distinct file (a fusion recipe pairs one clip with several
+        # transcripts), and each row's clip. float32 holds 16-bit audio at 16 kHz exactly.
+        self.clips: list[np.ndarray] = []
+        self.row_clip: list[int] = []
         self.views: list[list[np.ndarray]] = []  # encoder: per clip, [clean frames, view 1, ..., view K]
         self.progress = False
         self.views_seconds = 0.0  # time spent computing views that were not cached
@@ -104,36 +107,40 @@ class AugmentedSpeech:
         self = cls(clean, pipeline, config, seed)
         self.progress = progress
         spec = _speech_encoder(pipeline)
-        rate = SAMPLE_RATE
-        clips = [
-            load_audio(f, target_rate=rate).samples.astype(np.float32)
-            for f in tqdm(audio_files, desc="decode for augmentation", unit="file", disable=not progress)
+        files = list(dict.fromkeys(str(f) for f in audio_files))
+        position = {f: k for k, f in enumerate(files)}
+        self.row_clip = [position[str(f)] for f in audio_files]
+        self.clips = clips = [
+            load_audio(f, target_rate=SAMPLE_RATE).samples.astype(np.float32)
+            for f in tqdm(files, desc="decode for augmentation", unit="file", disable=not progress)
         ]
         if spec is None:
-            self.clips = clips
             return self
-        if clean_frames is None or len(clean_frames) != len(clips):
+        if clean_frames is None or len(clean_frames) != len(audio_files):
             raise ConfigError("an encoder model's augmented views need the clean frames of every training clip")
         if spec.sample_rate != SAMPLE_RATE:
             raise ConfigError(f"augmentation runs at {SAMPLE_RATE} Hz; encoder {spec.key} listens at {spec.sample_rate} Hz")
-        store = ViewStore(spec, config, seed, audio_files, cache_root)
+        store = ViewStore(spec, config, seed, files, cache_root)
         factory = encoder_factory or _loader(spec)
         started = time.perf_counter()
         encoder = None
         bar = tqdm(total=len(clips) * views, desc=f"augmented views ({views} per clip)", unit="view", disable=not progress)
-        for i, (path, clip) in enumerate(zip(audio_files, clips)):
-            per_clip = [np.asarray(clean_frames[i], dtype=np.float16)]
+        by_clip = []
+        for k, (path, clip) in enumerate(zip(files, clips)):
+            per_clip = []
             for v in range(1, views + 1):
                 cached = store.load(path, v)
                 if cached is None:
                     encoder = encoder or factory()
                     rng = np.random.default_rng([seed, _VIEW_STREAM, v, store.clip_number(path)])
-                    samples = _changed(clip, rng, config, clips, i)
+                    samples = _changed(clip, rng, config, clips, k)
                     cached = store.store(path, v, encoder.frames(samples.astype(np.float32)))
                 per_clip.append(cached)
                 bar.update(1)
-            self.views.append(per_clip)
+            by_clip.append(per_clip)
         bar.close()
+        # Per row: its clean frames, then its clip's views (rows of one clip share them).
+        self.views = [[np.asarray(clean_frames[i], dtype=np.float16), *by_clip[k]] for i, k in enumerate(self.row_clip)]
         self.views_seconds = time.perf_counter() - started if encoder is not None else 0.0
         return self
 
@@ -147,10 +154,10 @@ class AugmentedSpeech:
         if self.per_epoch:
             frames = []
             acoustic = self.pipeline.acoustic
-            for i, clip in enumerate(tqdm(self.clips, desc=f"augment epoch {epoch + 1}", unit="clip", leave=False,
-                                          disable=not self.progress)):
+            for i, k in enumerate(tqdm(self.row_clip, desc=f"augment epoch {epoch + 1}", unit="clip", leave=False,
+                                       disable=not self.progress)):
                 rng = np.random.default_rng([self.seed, _EPOCH_STREAM, epoch, i])
-                samples = augment(clip.astype(np.float64), rng, self.config, babble_pool=self.clips, exclude=i)
+                samples = augment(self.clips[k].astype(np.float64), rng, self.config, babble_pool=self.clips, exclude=k)
                 if acoustic.sample_rate != SAMPLE_RATE:
                     samples = soxr.resample(samples, SAMPLE_RATE, acoustic.sample_rate, quality="HQ")
                 try:

@@ -198,3 +198,43 @@ def test_views_need_matching_inputs(tiny):
     encoded = encode_utterances(pipeline, utts, labels=LABELS, cache=None, progress=False)
     with pytest.raises(ConfigError, match="reads no speech"):
         AugmentedSpeech.prepare([u.audio for u in utts], pipeline, encoded, config=AugmentConfig(), seed=0)
+
+
+def test_a_clip_paired_with_several_transcripts_is_decoded_and_augmented_once(tiny, tmp_path, toy_encoder_model,
+                                                                              monkeypatch):
+    """A fusion recipe repeats each clip with other texts: its rows share one clip, one set of views,
+    and the clip never babbles over itself through its repeats."""
+    from emofusion.features.pipeline import FeaturePipeline
+    from emofusion.training.encode import encode_utterances, load_frames
+
+    utts = tiny["utterances"]
+    rows = utts + utts[:4]  # the first four clips twice
+    frames = load_frames(rows, tiny["cache"], kind="toy", progress=False)
+    pipeline = FeaturePipeline.fit(frozenset({"speech"}), train_frames=frames, speech_kind="toy")
+    encoded = encode_utterances(pipeline, rows, labels=LABELS, cache=tiny["cache"], frames=frames, progress=False)
+    before = BandEnergyFrames.calls
+    views = AugmentedSpeech.prepare([u.audio for u in rows], pipeline, encoded, config=AugmentConfig(), seed=5, views=2,
+                                    clean_frames=frames, cache_root=tmp_path, progress=False)
+    assert len(views.clips) == len(utts) and views.row_clip[len(utts):] == [0, 1, 2, 3]
+    assert BandEnergyFrames.calls - before == 2 * len(utts)  # views of distinct clips only
+    for repeat, original in zip(range(len(utts), len(rows)), range(4)):
+        assert all(a is b for a, b in zip(views.views[repeat][1:], views.views[original][1:]))
+    # The acoustic path: rows of one clip are augmented independently, each excluding its clip from babble.
+    acoustic_frames = load_frames(rows, tiny["cache"], progress=False)
+    acoustic = FeaturePipeline.fit(frozenset({"speech"}), train_frames=acoustic_frames, acoustic=tiny["acoustic"])
+    clean = encode_utterances(acoustic, rows, labels=LABELS, cache=tiny["cache"], frames=acoustic_frames, progress=False)
+    seen_excludes = []
+    import emofusion.features.augmented_views as views_module
+
+    real_augment = views_module.augment
+
+    def spy(x, rng, config, *, babble_pool=None, exclude=None):
+        seen_excludes.append(exclude)
+        assert len(babble_pool) == len(utts)
+        return real_augment(x, rng, config, babble_pool=babble_pool, exclude=exclude)
+
+    per_epoch = AugmentedSpeech.prepare([u.audio for u in rows], acoustic, clean, config=AugmentConfig(), seed=5,
+                                        progress=False)
+    monkeypatch.setattr(views_module, "augment", spy)
+    per_epoch.for_epoch(0)
+    assert seen_excludes == list(range(len(utts))) + [0, 1, 2, 3]
