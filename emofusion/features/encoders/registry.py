@@ -10,13 +10,16 @@ and the docs. Models are named from the keys: ``S-<KEY>`` (speech only), ``T-<KE
 Adding an encoder is one entry here plus its tests: an object with ``frames(samples)`` (speech:
 16-kHz float32 samples -> (frames, dim) float32) or ``embed(texts)`` (text: list of str ->
 (n, dim) float32), a loader that returns it (loading nothing at import time), and the facts below.
+Offering a named model on it is one more line, ``encoder_model(key, ...)`` in
+``ENCODER_MODEL_SPECS`` (which combinations exist is a modelling choice, not a fact of the encoder).
+tests/encoders/test_encoder_registry.py adds a toy entry that way and trains, predicts and serves it.
 
-Keys (documented in docs/architecture.md and the README):
+Keys:
 
 ==== ===================================================== =========== ====== =====
 key  encoder                                               runtime     dim    layer
 ==== ===================================================== =========== ====== =====
-wt   Whisper tiny.en encoder output (S-WT, M-WT-ST)        CTranslate2 384    4 of 4
+wt   Whisper tiny.en encoder output (S-WT, M-WT-ST)        CTranslate2 384    final
 st   all-MiniLM-L6-v2 sentence vector (T-ST, M-*-ST)       PyTorch     384    -
 wt2  Whisper tiny.en, a middle layer (S-WT2, M-WT2-ST)     PyTorch     384    ``WT2_LAYER``
 wb   Whisper base (multilingual), a chosen layer (S-WB ..) PyTorch     512    ``WB_LAYER``
