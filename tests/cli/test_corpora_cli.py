@@ -119,7 +119,7 @@ def test_reproduce_loco_reports_each_corpus_and_the_pool(two, tmp_path, capsys):
     assert "(held-out corpora: alpha, beta)" in report
     assert "Per held-out corpus (trained on all the others)" in report
     assert "2 corpora: alpha 16, beta 16" in report  # the data card
-    assert "Corpora: alpha, beta." in report
+    assert "Corpora: alpha, beta." in report and "Under loco with two corpora each training fold is one corpus." in report
     lines = report.splitlines()
     header = lines.index("| model | alpha WA | alpha UA | beta WA | beta UA | pooled WA | pooled UA | seeds |")
     row = lines[header + 2]

@@ -60,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
                     "and every class within it, an equal share of each epoch); one corpus is shuffled plainly.",
             "corpus_class": "Every training fold samples its corpora and their classes in balance.",
             "none": "Training folds shuffle their rows plainly (--balance none): larger corpora weigh more.",
-        }[config.train.balance]] if len(corpora) > 1 else []),
+        }[config.train.balance]
+           + (" Under loco with two corpora each training fold is one corpus." if "loco" in args.protocol
+              and len(corpora) == 2 else "")] if len(corpora) > 1 else []),
         f"Training: {config.train.epochs} epochs, batch {config.train.batch_size}, fixed epochs "
         "(no early stopping, nothing selected on held-out data); features standardised on training folds only.",
     ]
