@@ -225,6 +225,12 @@ class EmotionRecognizer:
         """Languages this model's text side reads (a transcript in another is not read)."""
         return TEXT_LANGUAGES
 
+    def reads(self, heard) -> bool:
+        """Whether this model reads what Whisper heard (`emofusion.asr.transcriber.Heard`): words in
+        a language its text side reads (an English-only Whisper detects none: its words are
+        English, and only its confidence tells foreign speech), that Whisper was sure of."""
+        return bool(heard.text) and (heard.language or "en") in self.text_languages and heard.reliable
+
     def speech_fallback(self) -> "EmotionRecognizer | None":
         """The model that answers for this one when its transcript cannot be read: the shipped
         speech-only model, when it predicts the same classes in the same order; else None."""
@@ -290,9 +296,7 @@ class EmotionRecognizer:
             if not text:
                 raise TextError(f"no transcript: {self.name} reads the text, and no words were recognised in "
                                 f"the audio (for sound alone use the speech-only model: --model speech)")
-            # An English-only Whisper detects no language (None): its words are English, and only
-            # its confidence tells foreign speech (`Heard.reliable`).
-            text_used = (heard.language or "en") in self.text_languages and heard.reliable
+            text_used = self.reads(heard)
             if not (text_used or pipeline.uses_speech):
                 raise TextError(
                     f"no usable transcript: {self.name} reads only the text, in {', '.join(self.text_languages)}"
