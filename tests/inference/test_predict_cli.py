@@ -60,13 +60,16 @@ def test_manifest_batch_writes_every_row_and_keeps_going_past_a_bad_file(models,
     assert code == 0
     rows = list(csv.DictReader(open(preds)))
     assert len(rows) == len(tiny["utterances"])
-    assert list(rows[0]) == ["id", "predicted", *[f"p_{c}" for c in LABELS], "transcript", "error"]
+    assert list(rows[0]) == ["id", "predicted", *[f"p_{c}" for c in LABELS], "confident", "transcript", "language",
+                             "language_probability", "text_used", "error"]
     bad = [r for r in rows if r["error"]]
     assert [r["id"] for r in bad] == ["s1_ang_0"] and "cannot decode" in bad[0]["error"]
     good = [r for r in rows if not r["error"]]
     truth = {u.id: u.label for u in tiny["utterances"]}
     assert sum(r["predicted"] == truth[r["id"]] for r in good) >= len(good) - 1
     assert all(abs(sum(float(r[f"p_{c}"]) for c in LABELS) - 1) < 1e-4 for r in good)
+    # Transcripts given: read, nothing detected.
+    assert all(r["text_used"] == "true" and r["language"] == "" for r in good)
     assert "23 predicted, 1 failed" in capsys.readouterr().out
 
 

@@ -54,7 +54,7 @@ def test_predict_matches_the_in_process_recognizer(fusion_server, fusion_recogni
     assert r.status_code == 200, r.text
     body = r.json()
     assert set(body) == {"label", "probabilities", "model", "modalities", "windows", "latency_ms", "timings_ms",
-                         "transcript", "transcribed", "language", "language_probability", "text_used"}
+                         "transcript", "transcribed", "language", "language_probability", "text_used", "confident"}
     assert body["transcript"] == text and body["transcribed"] is False
     assert body["text_used"] is True and body["language"] is None and body["language_probability"] is None
     assert list(body["probabilities"]) == list(LABELS)
