@@ -143,3 +143,29 @@ def _counts(predicted, truth) -> np.ndarray:
     counts = np.zeros((4, 4), dtype=np.int64)
     np.add.at(counts, (np.asarray(truth), np.asarray(predicted)), 1)
     return counts
+
+
+def test_cli_train_calibrate_then_evaluate_shows_calibration(tiny, tmp_path, capsys):
+    from emofusion.cli.main import main
+
+    run = tmp_path / "run"
+    common = ["--manifest", str(tiny["manifest"]), "--vectors", str(tiny["vectors"]),
+              "--cache", str(tiny["root"] / "cli-cache"), "--quiet", "--max-frames", "40"]
+    assert main(["train", "--model", "T-BL", "--out", str(run), "--epochs", "3", "--calibrate", *common]) == 0
+    meta = json.loads((run / "model.json").read_text())
+    block = meta["calibration"]
+    # Sessions 1-2 train (3 is the test session); one of their four speakers is held out for calibration.
+    assert len(block["fitted_on"]["speakers"]) == 1 and block["fitted_on"]["n"] == 4
+    assert meta["n_train"] == 12
+    assert "ece_after" in block["validation"] and 0 < block["confidence_threshold"] <= 1
+    saved = json.loads((run / "metrics.json").read_text())
+    assert saved["probability"]["bin_count"] and sum(saved["probability"]["bin_count"]) == saved["n"] == 8
+    capsys.readouterr()
+
+    png = tmp_path / "reliability.png"
+    assert main(["evaluate", str(run), "--manifest", str(tiny["manifest"]), "--sessions", "3",
+                 "--reliability", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert f"ECE {saved['probability']['ece']:.1f} points" in out  # the same scores train recorded
+    assert f"temperature {block['temperature']:.3f} from model.json" in out
+    assert png.stat().st_size > 1000
