@@ -106,7 +106,9 @@ def predict_to_csv(
     (predicted, failed). ``confident``: true/false from the model's calibration threshold, empty for
     a model without calibration (and for a failed row).
 
-    ``transcript`` is the text the model read: the item's own, or Whisper's when it had none.
+    ``transcript`` is the item's own, or Whisper's when it had none; ``language`` and
+    ``language_probability`` what Whisper heard (empty: not detected); ``text_used`` whether the
+    model read the transcript (false: another language or Whisper unsure, the speech answered).
 
     ``workers``: processes extracting features (None: every core; `emofusion.inference.parallel`).
     ``results``: (prediction, error) per item from another engine (e.g. Ray), in item order.
@@ -122,19 +124,26 @@ def predict_to_csv(
     def write(f):
         nonlocal failed
         writer = csv.DictWriter(
-            f, fieldnames=["id", "predicted", *[f"p_{c}" for c in labels], "confident", "transcript", "error"]
+            f, fieldnames=["id", "predicted", *[f"p_{c}" for c in labels], "confident", "transcript", "language",
+                           "language_probability", "text_used", "error"]
         )
         writer.writeheader()
         done = 0
         with tqdm(total=len(items), desc="predict", unit="utt", disable=not progress) as bar:
             for item, (prediction, error) in zip(items, results):
                 row = {"id": item.id, "predicted": "", **{f"p_{c}": "" for c in labels}, "confident": "",
-                       "transcript": "", "error": error or ""}
+                       "transcript": "", "language": "", "language_probability": "", "text_used": "",
+                       "error": error or ""}
                 if prediction is not None:
                     row["predicted"] = prediction.label
                     row.update({f"p_{c}": f"{prediction.probabilities[c]:.6f}" for c in labels})
                     row["confident"] = _flag(prediction.confident)
                     row["transcript"] = prediction.transcript or ""
+                    # Which language Whisper heard (blank: not detected) and whether the model read the text.
+                    row["language"] = prediction.language or ""
+                    if prediction.language_probability is not None:
+                        row["language_probability"] = f"{prediction.language_probability:.3f}"
+                    row["text_used"] = _flag(prediction.text_used)
                 else:
                     failed += 1
                 writer.writerow({k: spreadsheet_safe(v) for k, v in row.items()})
