@@ -120,3 +120,38 @@ def test_reliability_diagram_is_drawn(tmp_path):
     image = imread(path)
     assert image.shape[0] > 200 and image.shape[1] > 200
     assert image[..., :3].std() > 0.05  # something is drawn, not a blank canvas
+
+
+def test_the_report_shows_ece_nll_brier_beside_wa_ua_and_draws_the_diagrams(tmp_path):
+    from emofusion.evaluation.report import write_report
+    from emofusion.evaluation.results import RunResult
+
+    rng = np.random.default_rng(1)
+    labels = ["ang", "exc", "neu", "sad"]
+    results, per_seed = [], {}
+    for seed in (0, 1):
+        folds = []
+        for fold in ("1", "2"):
+            p = rng.dirichlet(np.ones(4) * 0.5, size=40)
+            y = rng.integers(0, 4, 40)
+            m = compute_metrics(y.tolist(), p.argmax(1).tolist(), labels).with_probability(probability_scores(p, y))
+            results.append(RunResult("S-DNN", "loso", seed, fold, m))
+            folds.append((p, y))
+        p = np.concatenate([f[0] for f in folds])
+        y = np.concatenate([f[1] for f in folds])
+        per_seed[seed] = probability_scores(p, y)
+    report = write_report(tmp_path, results, title="t", command="c").read_text()
+    ece = [per_seed[s].ece for s in (0, 1)]
+    nll = [per_seed[s].nll for s in (0, 1)]
+    lines = report.splitlines()
+    header = lines.index("| model | WA | UA | ECE | NLL | Brier | mean top probability | ECE per test fold |")
+    row = lines[header + 2]
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[3] == f"{np.mean(ece):.1f} ± {np.std(ece, ddof=1):.1f}"  # seeds' pooled-fold ECE
+    assert cells[4] == f"{np.mean(nll):.3f} ± {np.std(nll, ddof=1):.3f}"
+    fold_ece = {f: np.mean([r.metrics.probability.ece for r in results if r.fold == f]) for f in ("1", "2")}
+    assert cells[7] == f"1 {fold_ece['1']:.1f}, 2 {fold_ece['2']:.1f}"
+    assert (tmp_path / "reliability_loso_S-DNN.png").stat().st_size > 1000
+    assert "![reliability_loso_S-DNN.png](reliability_loso_S-DNN.png)" in report
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert all(len(r["metrics"]["probability"]["bin_count"]) == 10 for r in saved)  # histograms, not rows
