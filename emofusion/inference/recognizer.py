@@ -52,9 +52,9 @@ if TYPE_CHECKING:
 # in another language (or one Whisper was unsure of: `Heard.reliable`) is not read: the shipped
 # speech-only model answers (`speech_fallback`), as the timeline does for word-less segments;
 # without one, the text branch gets a neutral input (zero features; an exported graph, which reads
-# word ids, a lone padding token). Measured on 100 TESS clips (a corpus no shipped model heard;
-# benchmarks/bench_language.py): S-CBLA 45% accuracy; M-WT-ST reading
-# tiny.en's English nonsense for German speech 32%, with the neutral input 32%; M-CBLA-BLR 34% and 37%.
+# word ids, a lone padding token). Measured on 200 TESS clips, 50 a class (a corpus no shipped model
+# heard; benchmarks/bench_language.py): S-CBLA 46.0% accuracy; M-WT-ST reading tiny.en's English
+# nonsense for German speech 33.5%, with the neutral input 33.5%; M-CBLA-BLR 37.0% and 38.5%.
 TEXT_LANGUAGES: tuple[str, ...] = ("en",)
 _FALLBACK_LOCK = threading.Lock()  # the speech-only fallback is loaded once per recognizer
 _NEUTRAL_TOKENS = np.zeros(1, dtype=np.int64)  # the vocabulary's padding id (Vocabulary.PAD)
