@@ -58,3 +58,14 @@ def test_rows_from_training_sessions_are_counted_per_session(tiny, text_model):
     # A model saved before the sessions were recorded: unknown, not "all held out".
     older = dataclasses.replace(text_model, meta={k: v for k, v in text_model.meta.items() if k != "train_sessions"})
     assert rows_from_training_sessions(older, utts) is None
+
+
+def test_rows_from_training_sessions_compare_sessions_within_their_corpus(tiny, text_model):
+    # The fixture's rows carry no corpus, so the model records none and sessions alone decide.
+    assert "train_corpora" not in text_model.meta
+    named = dataclasses.replace(text_model, meta={**text_model.meta, "train_corpora": {"A": ["1"], "B": ["2"]}})
+    rows = [dataclasses.replace(u, corpus="A") for u in tiny["utterances"]]
+    # Corpus A trained on session 1 only: its session-2 rows are held out, though B's session 2 trained.
+    assert rows_from_training_sessions(named, rows) == {"1": 8}
+    other = [dataclasses.replace(u, corpus="C") for u in tiny["utterances"]]
+    assert rows_from_training_sessions(named, other) == {}  # a corpus it never trained on
