@@ -8,9 +8,11 @@
 
 Inference is CPU-bound and never runs on the event loop, which keeps accepting connections.
 Decoding and feature extraction (`EmotionRecognizer.prepare`) run in worker threads, at most
-``concurrency`` at once (more would only time-slice the same cores); recordings longer than
-``HEAVY_AUDIO_SECONDS`` get one worker of their own, so a 3-s request never queues behind the
-decoding of ten-minute ones (`Lanes`). The model runs on one thread that batches every request that
+``concurrency`` at once (more would only time-slice the same cores); requests that must be
+transcribed, recordings longer than ``HEAVY_AUDIO_SECONDS`` and timelines each get a lane of one
+worker at low CPU priority with a bounded queue, so a 3-s request never queues behind them
+(`Lanes`; a full lane answers 503 with Retry-After, and a request whose client has gone is
+stopped). The model runs on one thread that batches every request that
 queued meanwhile and gives long recordings their windows a slice per pass (`MicroBatcher`). Torch uses
 ``torch_threads`` intra-op threads (1 by default: one utterance is too small for torch's thread
 pool to pay for its synchronisation). ``emofusion serve --workers N`` adds processes.
@@ -73,7 +75,9 @@ Leave `text` out and the recording is transcribed offline (Whisper; needs the `a
 Every error answers `{"detail": "<what was wrong>"}`: 413 for an upload over the size limit,
 415 for a body that is not a form, 422 for unusable input (missing, empty, undecodable, silent or
 over-long audio; missing or over-long transcript; a field sent in the wrong form). A server over
-its connection limit answers 503 at once; a client that sends its request too slowly gets 408.
+its connection limit answers 503 at once, and so does one whose lane for long work (transcription,
+recordings over 30 s, timelines) is full, with Retry-After; a client that sends its request too
+slowly gets 408.
 """
 
 

@@ -98,4 +98,6 @@ ERROR_RESPONSES = {
         "missing or too long transcript; a field sent in the wrong form",
     },
     500: {"model": ErrorResponse, "description": "Unexpected server failure (never caused by bad input)"},
+    503: {"model": ErrorResponse, "description": "Busy: the lane for this kind of work (transcription, long "
+          "recordings, timelines) is full; the Retry-After header says when to try again"},
 }
