@@ -160,7 +160,7 @@ def test_cli_train_calibrate_then_evaluate_shows_calibration(tiny, tmp_path, cap
     assert "ece_after" in block["validation"] and 0 < block["confidence_threshold"] <= 1
     saved = json.loads((run / "metrics.json").read_text())
     assert saved["probability"]["bin_count"] and sum(saved["probability"]["bin_count"]) == saved["n"] == 8
-    capsys.readouterr()
+    assert f"ECE {saved['probability']['ece']:.1f}  NLL {saved['probability']['nll']:.3f}" in capsys.readouterr().out
 
     png = tmp_path / "reliability.png"
     assert main(["evaluate", str(run), "--manifest", str(tiny["manifest"]), "--sessions", "3",

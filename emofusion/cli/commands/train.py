@@ -12,7 +12,7 @@ from emofusion.cli.options import (
 from emofusion.corpora.manifest import corpus_label_gaps
 from emofusion.evaluation.protocols import PROTOCOLS, Fold
 from emofusion.evaluation.results import RunResult
-from emofusion.experiments.runner import pooled, pooled_line, run_folds, train_model
+from emofusion.experiments.runner import pooled, pooled_line, probability_line, run_folds, train_model
 from emofusion.fileio import write_json_atomic
 from emofusion.labels import ordered_classes
 from emofusion.models import MODEL_NAMES, canonical_name, modalities_of
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         m = result.metrics
         held = "test_corpus" if args.protocol == "loco" else "test_session"
         write_json_atomic(out / "metrics.json", {held: fold.name, **_fold_json(result)})
-        print(f"{name} {held.replace('_', ' ')} {fold.name}: WA {m.wa:.2%}  UA {m.ua:.2%}  "
+        print(f"{name} {held.replace('_', ' ')} {fold.name}: WA {m.wa:.2%}  UA {m.ua:.2%}{probability_line(m)}  "
               f"(n={m.n}, trained on {len(fold.train)})")
         if args.protocol == "loco":
             lacking = corpus_label_gaps([*fold.train, *fold.test]).get(fold.name)
