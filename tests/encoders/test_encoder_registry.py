@@ -152,7 +152,7 @@ def test_two_layers_of_one_model_never_share_a_cache(tmp_path):
     folders = {
         FrameCache(ENCODERS["wt"], tmp_path).directory,
         FrameCache(ENCODERS["wt2"], tmp_path).directory,
-        FrameCache(dataclasses.replace(ENCODERS["wt2"], layer=3), tmp_path).directory,
+        FrameCache(dataclasses.replace(ENCODERS["wt2"], layer=registry.WT2_LAYER % 4 + 1), tmp_path).directory,
         FrameCache(ENCODERS["wb"], tmp_path).directory,
     }
     assert len(folders) == 4
