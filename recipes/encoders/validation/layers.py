@@ -365,6 +365,13 @@ def report() -> None:
     out += ["", "## What the tables say", "",
             f"- The chosen option is {'within noise of' if lo <= 0 <= hi else 'clearly ahead of'} the runner-up"
             f" (interval {lo:+.1f} to {hi:+.1f}); the rule decides between them.",
+            "- Other rules over the same eligible options: by (a) alone "
+            + (lambda r: f"{r['encoder']} layer {r['layer']} norm {r['norm']} (LOSO UA {_f(r['loso_ua'])})")(max(eligible, key=lambda r: r["loso_ua"]))
+            + "; by (b) alone "
+            + (lambda r: f"{r['encoder']} layer {r['layer']} norm {r['norm']} (LOCO UA {_f(r['loco_ua'])})")(max(eligible, key=lambda r: r["loco_ua"]))
+            + ".",
+            f"- What S-WT reads today (tiny.en's output, global; CTranslate2 int8 there, float32 here): LOSO UA"
+            f" {_f(today['loso_ua'])} on sessions 1-4 (issue 16 measured 76.4 over all five), LOCO UA {_f(today['loco_ua'])}.",
             f"- Per-speaker normalisation gives the best leave-one-corpus-out figure ({sp_best['encoder']} layer"
             f" {sp_best['layer']}: LOCO UA {_f(sp_best['loco_ua'])}) only when each test speaker's statistics cover all"
             f" four emotions; taken from clips of one emotion it falls to LOCO UA {_f(sp_best.get('loco_ua_1emo'))}"
