@@ -242,8 +242,11 @@ class TorchWhisperEncoder:
         # padding=HOP: the STFT's last frame; log-mel normalisation (max - 8 dB floor) is per clip.
         return np.asarray(self.mel(x, padding=HOP)[:, :mel_frames], dtype=np.float32)
 
-    def _encode(self, samples: np.ndarray, final: bool, upto: int | None = None) -> np.ndarray:
-        """(upto + 1 [+ 1 if final], T, dim): block input, blocks 1..upto (all), optionally the final LN."""
+    def _encode(self, samples: np.ndarray, final: bool, upto: int | None = None, last_only: bool = False) -> np.ndarray:
+        """(upto + 1 [+ 1 if final], T, dim): block input, blocks 1..upto (all), optionally the final LN.
+
+        ``last_only`` keeps only the last of those per 30-s piece, so a long recording holds one layer.
+        """
         torch = self._torch
         mel = self.log_mel(samples)
         pieces = []
@@ -260,7 +263,8 @@ class TorchWhisperEncoder:
                         states = self.model(torch.from_numpy(np.ascontiguousarray(piece[None])).to(self.device), upto)
                         if final:
                             states.append(self.model.final(states[-1]))
-                        pieces.append(torch.stack(states)[:, 0, :real].float().cpu().numpy())
+                        kept = states[-1:] if last_only else states
+                        pieces.append(torch.stack(kept)[:, 0, :real].float().cpu().numpy())
             finally:
                 torch.set_num_threads(before)
         return np.concatenate(pieces, axis=1)
@@ -282,8 +286,7 @@ class TorchWhisperEncoder:
         """
         self._check_layer(layer)
         # Blocks after the one asked for are not run: tiny.en block 2 costs about half the encoder.
-        states = self._encode(samples, final=layer is None, upto=layer)
-        return states[-1]
+        return self._encode(samples, final=layer is None, upto=layer, last_only=True)[0]
 
     def all_layers(self, samples: np.ndarray, *, final: bool = False) -> np.ndarray:
         """Every layer from one forward pass: (n_layers + 1, T, dim), index k = ``frames(layer=k)``.
