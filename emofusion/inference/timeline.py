@@ -26,7 +26,7 @@ belong to which utterance is unknown.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Iterable, Iterator
 
 import numpy as np
@@ -60,6 +60,7 @@ class Segment:
     model: str | None  # the model that classified it (the speech-only fallback names itself)
     error: str | None = None
     confident: bool | None = None  # `Prediction.confident` of its classification
+    language: str | None = None  # what Whisper heard here (a multilingual transcriber); None otherwise
 
     @property
     def duration(self) -> float:
@@ -75,6 +76,7 @@ class Segment:
             "confident": self.confident,
             "model": self.model,
             "error": self.error,
+            "language": self.language,
         }
 
 
@@ -161,13 +163,19 @@ def build_timeline(
     bar = tqdm(total=round(stream.duration_s, 1), unit="s", desc="timeline", disable=not progress)
     for region, samples in cut_regions(stream.blocks(), regions, stream.target_rate):
         words = text if reads_text else None
+        language = None
         if transcriber is not None:
             t0, c0 = time.perf_counter(), time.process_time()
-            words = transcriber.transcribe(samples)
+            heard = transcriber.hear(samples)
+            # Words the model cannot read (another language, or Whisper unsure: `reads`) are none:
+            # the segment is classified from its sound, by the speech-only fallback.
+            words, language = (heard.text if recognizer.reads(heard) else ""), heard.language
             timings["transcription"] += time.perf_counter() - t0
             cpu["transcription"] += time.process_time() - c0
         c0 = time.process_time()
         classifier.add(region, samples, words)
+        if language is not None:
+            classifier.segments[-1] = replace(classifier.segments[-1], language=language)
         cpu["emotion"] += time.process_time() - c0
         bar.update(round(region.end - bar.n, 1))
     c0 = time.process_time()
@@ -259,7 +267,7 @@ class _Classifier:
             items = [(i, p) for i, m, p in self.pending if m is model]
             for (i, _), prediction in zip(items, model.predict_prepared([p for _, p in items])):
                 s = self.segments[i]
-                self.segments[i] = Segment(s.start, s.end, s.text, prediction.label, prediction.probabilities, s.model,
+                self.segments[i] = replace(s, label=prediction.label, probabilities=prediction.probabilities,
                                            confident=prediction.confident)
         self.pending = []
         self.timings["emotion"] += time.perf_counter() - t0
