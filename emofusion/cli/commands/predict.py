@@ -31,7 +31,9 @@ def register(subparsers) -> None:
     p.add_argument("--timeline", action="store_true",
                    help="split the recording into utterances, each with its time, words and emotion")
     p.add_argument("--asr-model", default=None,
-                   help="a faster-whisper model folder, or a model name already downloaded (default: the bundled tiny.en)")
+                   help="'base' (multilingual: detects the language; from the asr extra's part packages, 5.5x "
+                        "tiny.en's cost), a faster-whisper model folder, or a model name already downloaded "
+                        "(default: the bundled tiny.en)")
     p.add_argument("--out", type=Path, default=None,
                    help="predictions CSV (required for a manifest or folder; with --timeline one row per segment)")
     p.add_argument("--json", action="store_true", help="print JSON: label and probabilities (and the segments)")
@@ -107,7 +109,10 @@ def run(args: argparse.Namespace) -> int:
     doubt = "  uncertain" if prediction.confident is False else ""
     print(f"{prediction.label}{doubt}   ({recognizer.name}, {used})")
     if prediction.transcribed:
-        print(f"  transcript (Whisper): {prediction.transcript}")
+        heard = f", heard as {prediction.language} (p={prediction.language_probability:.2f})" if prediction.language else ""
+        print(f"  transcript (Whisper{heard}): {prediction.transcript}")
+        if not prediction.text_used:
+            print("  not read: not in a language the model reads, or Whisper was unsure of it; answered from the speech")
     for label, p in sorted(prediction.probabilities.items(), key=lambda kv: -kv[1]):
         print(f"  {label:>4} {p:6.1%} {'#' * round(p * 40)}")
     return 0
