@@ -69,6 +69,9 @@ class SegmentResponse(BaseModel):
     model: str | None = Field(description="The model that classified it: the speech-only fallback names "
                               "itself for an utterance without words")
     error: str | None = Field(description="Why this utterance has no label, if it has none")
+    language: str | None = Field(None, description="The language Whisper heard in it (a multilingual transcriber; "
+                                 "null otherwise). Words in a language the model does not read are not read: the "
+                                 "speech-only fallback classifies the segment", examples=["en"])
 
 
 class TimelineResponse(BaseModel):
