@@ -1,17 +1,25 @@
 """Emotion over time: a recording cut into utterances, each transcribed and classified on its own.
 
     >>> rec = EmotionRecognizer.load()                         # doctest: +SKIP
-    >>> timeline = rec.timeline("call.wav")                    # needs pip install "emofusion[asr]"
-    >>> [(s.start, s.end, s.text, s.label) for s in timeline.segments]
-    [(0.8, 3.1, 'I told you already!', 'ang'), (4.4, 6.9, 'Fine.', 'neu'), ...]
+    >>> timeline = build_timeline(rec, "call.wav")             # needs pip install "emofusion[asr]"
+    >>> [(s.start, s.end, s.speaker, s.text, s.label) for s in timeline.segments]
+    [(0.8, 3.1, 'S1', 'I told you already!', 'ang'), (3.1, 6.9, 'S2', 'Fine.', 'neu'), ...]
+    >>> [(p.speaker, p.speaking_s, p.label) for p in timeline.speakers]
+    [('S1', 31.2, 'ang'), ('S2', 18.5, 'neu')]
 
-How (each step streams, so a two-hour call needs the memory of one block and one utterance):
-1. decode the recording block by block (`AudioStream`) and score every 32-ms frame with Silero VAD;
-2. find the utterances (`speech_regions`: pauses of 0.5 s split, over 15 s is split);
-3. decode again and cut each utterance out as its blocks pass; transcribe it (when the model reads
-   text and no transcript was given) and classify it with the recognizer's own `prepare` /
-   `predict_prepared`, exactly as `EmotionRecognizer.predict` would classify that clip;
-4. the overall label: probabilities averaged over the segments weighted by their duration.
+The timeline is a client of `EmotionRecognizer` (which knows nothing of timelines). Its stages, in
+`build_timeline` top to bottom (each streams, so a two-hour call needs the memory of one block and
+one utterance; the recording is decoded once per pass):
+1. decode block by block (`AudioStream`) and score every 32-ms frame with Silero VAD; utterances
+   end at pauses (`speech_regions`: pauses of 0.5 s split, over 15 s is split);
+2. speaker turns (`diarization.Diarizer`, when the voice encoder is installed): a speaker embedding
+   every 0.75 s of speech, clustered; a region is split where its speaker changes;
+3. cut each utterance out as its blocks pass and transcribe it (when the model reads text and no
+   transcript was given);
+4. classify it with the recognizer's own `prepare` / `predict_prepared`, exactly as
+   `EmotionRecognizer.predict` would classify that clip;
+5. summary: overall and per speaker (speaking time, time per emotion, overall emotion), the
+   probabilities averaged over the segments weighted by their duration.
 
 A segment Whisper finds no words in (a laugh, a sob, a cough) cannot be read by a model that needs
 text. It is classified from its sound alone by the shipped speech-only model (S-CBLA) when that
@@ -25,7 +33,9 @@ belong to which utterance is unknown.
 
 from __future__ import annotations
 
+import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Iterable, Iterator
 
@@ -34,11 +44,12 @@ from tqdm import tqdm
 
 from emofusion.audio import TARGET_SAMPLE_RATE, AudioSource
 from emofusion.audio_stream import AudioStream
-from emofusion.errors import EmofusionError, TextError
+from emofusion.errors import ConfigError, EmofusionError, TextError
 
 if TYPE_CHECKING:
     from emofusion.asr.transcriber import Transcriber
     from emofusion.asr.vad import Region, VadConfig
+    from emofusion.inference.diarization import Diarizer
     from emofusion.inference.recognizer import EmotionRecognizer, PreparedInput
 
 # Two hours: a long meeting or interview. Memory does not grow with it; time does (see benchmarks).
@@ -60,6 +71,7 @@ class Segment:
     model: str | None  # the model that classified it (the speech-only fallback names itself)
     error: str | None = None
     confident: bool | None = None  # `Prediction.confident` of its classification
+    speaker: str | None = None  # "S1", "S2", ... (diarization); None when speakers were not told apart
     language: str | None = None  # what Whisper heard here (a multilingual transcriber); None otherwise
 
     @property
@@ -77,6 +89,7 @@ class Segment:
             "model": self.model,
             "error": self.error,
             "language": self.language,
+            "speaker": self.speaker,
         }
 
 
@@ -92,6 +105,8 @@ class Timeline:
     transcriber: str | None  # the Whisper model that wrote the segments' text, if any did
     timings_s: dict[str, float] = field(default_factory=dict, compare=False)  # wall seconds per stage
     cpu_s: dict[str, float] = field(default_factory=dict, compare=False)  # process CPU seconds per stage
+    speakers: tuple["SpeakerSummary", ...] = ()  # one per speaker, in order of first appearance
+    speaker_note: str | None = None  # why speakers were not told apart, when they were not
 
     @property
     def note(self) -> str | None:
@@ -109,7 +124,48 @@ class Timeline:
             "model": self.model,
             "transcriber": self.transcriber,
             "note": self.note,
+            "speakers": [s.to_json() for s in self.speakers],
+            "speaker_note": self.speaker_note,
         }
+
+
+@dataclass(frozen=True)
+class SpeakerSummary:
+    """Who felt what: one speaker's speaking time, time per emotion and overall emotion."""
+
+    speaker: str
+    speaking_s: float  # total duration of the speaker's segments
+    emotion_s: dict[str, float]  # seconds of the speaker's classified segments per label (every class listed)
+    label: str | None  # duration-weighted over the speaker's classified segments, as the timeline's
+    probabilities: dict[str, float] | None
+    segments: int
+
+    def to_json(self) -> dict:
+        return {
+            "speaker": self.speaker,
+            "speaking_s": round(self.speaking_s, 3),
+            "emotion_s": {k: round(v, 3) for k, v in self.emotion_s.items()},
+            "label": self.label,
+            "probabilities": self.probabilities,
+            "segments": self.segments,
+        }
+
+
+def summarise_speakers(segments: Iterable[Segment], labels: tuple[str, ...]) -> tuple[SpeakerSummary, ...]:
+    """The per-speaker summary of segments that carry a ``speaker`` (in order of first appearance)."""
+    by_speaker: dict[str, list[Segment]] = {}
+    for s in segments:
+        if s.speaker is not None:
+            by_speaker.setdefault(s.speaker, []).append(s)
+    out = []
+    for speaker, own in by_speaker.items():
+        emotion_s = {c: 0.0 for c in labels}
+        for s in own:
+            if s.label is not None:
+                emotion_s[s.label] += s.duration
+        label, probabilities = _overall(own, labels)
+        out.append(SpeakerSummary(speaker, sum(s.duration for s in own), emotion_s, label, probabilities, len(own)))
+    return tuple(out)
 
 
 def build_timeline(
@@ -124,6 +180,8 @@ def build_timeline(
     max_seconds: float = MAX_TIMELINE_SECONDS,
     name: str | None = None,
     progress: bool = False,
+    diarize: bool | None = None,
+    speakers: int | None = None,
 ) -> Timeline:
     """The emotion timeline of one recording (see the module docstring).
 
@@ -137,59 +195,150 @@ def build_timeline(
         transcriber: a loaded `Transcriber` (default: the one ``recognizer.asr`` names).
         max_seconds: longest recording accepted.
         name: how to name the input in errors.
-        progress: a progress bar over the recording's seconds (stderr).
+        progress: a progress bar per pass over the recording, in seconds (stderr).
+        diarize: tell speakers apart (`diarization.Diarizer`): None: when the voice encoder is
+            installed (otherwise ``speaker_note`` says how to install it); True: always (an error
+            without it); False: never (segments end at pauses only, ``speaker`` is None).
+        speakers: how many speakers there are (None: found automatically); implies ``diarize``.
 
     Raises:
         AudioError: the recording cannot be decoded, is empty or too long.
-        MissingExtraError: the ``asr`` extra is not installed.
+        MissingExtraError: the ``asr`` extra is not installed, or speakers were asked for
+            (``diarize=True`` or ``speakers``) without the voice encoder.
+        ConfigError: ``speakers`` below 1, or given with ``diarize=False``.
     """
     from emofusion.asr.transcriber import Transcriber
-    from emofusion.asr.vad import SpeechDetector, VadConfig, speech_regions
+    from emofusion.asr.vad import Region, SpeechDetector, VadConfig, speech_regions
 
-    started, cpu_started = time.perf_counter(), time.process_time()
+    clock = _Clock()
     stream = AudioStream.open(audio, sample_rate, max_seconds=max_seconds, name=name)
-    detector = SpeechDetector.load()
-    regions = speech_regions(detector.scan(stream.blocks()), stream.duration_s, vad or VadConfig())
-    timings = {"vad": time.perf_counter() - started, "transcription": 0.0, "emotion": 0.0}
-    # CPU time too: on a busy shared machine wall time measures the neighbours, CPU time the work.
-    cpu = {"vad": time.process_time() - cpu_started, "transcription": 0.0, "emotion": 0.0}
+    rate, bars = stream.target_rate, _Progress(stream.duration_s, progress)
+    diarizer, speaker_note = _diarizer(diarize, speakers, recognizer.device)
 
+    # 1. Decode and find speech (first pass): Silero VAD over every 32-ms frame, utterances at pauses.
+    with clock("vad"):
+        blocks = bars.over_blocks(stream.blocks(), "voice activity", rate)
+        regions = speech_regions(SpeechDetector.load().scan(blocks), stream.duration_s, vad or VadConfig())
+
+    # 2. Speaker turns (second pass): a region is split where its speaker changes, not only at pauses.
+    utterances: dict[Region, str | None] = {region: None for region in regions}
+    if diarizer is not None and regions:
+        with clock("speakers"):
+            bar = bars.bar("speakers")
+            for region, samples in cut_regions(stream.blocks(), regions, rate):
+                diarizer.add(region.start, region.end, samples, rate)
+                bar.to(region.end)
+            utterances = {Region(t.start, t.end): t.speaker for t in diarizer.turns(speakers)}
+            bar.close()
+
+    # 3. Transcription and 4. emotion, utterance by utterance (third pass; classified BATCH at a time).
     reads_text = recognizer.trained.pipeline.uses_text
-    if not (reads_text and text is None and regions):
+    if not (reads_text and text is None and utterances):
         transcriber = None
     elif transcriber is None:
         transcriber = Transcriber.load(recognizer.asr)
-    classifier = _Classifier(recognizer, fallback, timings)
-    bar = tqdm(total=round(stream.duration_s, 1), unit="s", desc="timeline", disable=not progress)
-    for region, samples in cut_regions(stream.blocks(), regions, stream.target_rate):
+    classifier = _Classifier(recognizer, fallback, clock.wall)
+    bar = bars.bar("emotion" if transcriber is None else "words + emotion")
+    for region, samples in cut_regions(stream.blocks(), list(utterances), rate):
         words = text if reads_text else None
         language = None
         if transcriber is not None:
-            t0, c0 = time.perf_counter(), time.process_time()
-            heard = transcriber.hear(samples)
+            with clock("transcription"):
+                heard = transcriber.hear(samples)
             # Words the model cannot read (another language, or Whisper unsure: `reads`) are none:
             # the segment is classified from its sound, by the speech-only fallback.
             words, language = (heard.text if recognizer.reads(heard) else ""), heard.language
-            timings["transcription"] += time.perf_counter() - t0
-            cpu["transcription"] += time.process_time() - c0
-        c0 = time.process_time()
-        classifier.add(region, samples, words)
-        if language is not None:
-            classifier.segments[-1] = replace(classifier.segments[-1], language=language)
-        cpu["emotion"] += time.process_time() - c0
-        bar.update(round(region.end - bar.n, 1))
-    c0 = time.process_time()
-    segments = classifier.finish()
-    cpu["emotion"] += time.process_time() - c0
-    bar.update(round(stream.duration_s - bar.n, 1))
+        with clock("emotion", wall=False):  # the classifier times its own wall clock (its batches)
+            classifier.add(region, samples, words, utterances[region])
+            if language is not None:
+                classifier.segments[-1] = replace(classifier.segments[-1], language=language)
+        bar.to(region.end)
+    with clock("emotion", wall=False):
+        segments = classifier.finish()
     bar.close()
-    timings["total"] = time.perf_counter() - started
-    cpu["total"] = time.process_time() - cpu_started
+
+    # 5. Summary: overall and per speaker, duration-weighted over the classified segments.
     label, probabilities = _overall(segments, recognizer.labels)
+    timings, cpu = clock.totals()
     return Timeline(
         label, probabilities, tuple(segments), stream.duration_s, recognizer.name,
         transcriber.name if transcriber is not None else None, timings, cpu,
+        speakers=summarise_speakers(segments, recognizer.labels), speaker_note=speaker_note,
     )
+
+
+def _diarizer(diarize: bool | None, speakers: int | None, device) -> tuple["Diarizer | None", str | None]:
+    """The diarizer to use (None: speakers are not told apart) and, when skipped for want of it, why."""
+    from emofusion.inference import diarization
+
+    if speakers is not None and speakers < 1:
+        raise ConfigError(f"--speakers must be at least 1, got {speakers}")
+    if diarize is False:
+        if speakers is not None:
+            raise ConfigError("--speakers needs speaker turns: leave out --no-diarize")
+        return None, None
+    if diarize is None and speakers is None and not diarization.available():
+        return None, f"speakers not told apart: the voice encoder is not installed ({diarization.INSTALL})"
+    return diarization.Diarizer.load(device), None  # asked for explicitly: a missing encoder is an error
+
+
+class _Clock:
+    """Wall and process-CPU seconds per stage (on a busy shared machine wall time measures the
+    neighbours, CPU time the work)."""
+
+    def __init__(self):
+        self.started, self.cpu_started = time.perf_counter(), time.process_time()
+        self.wall: dict[str, float] = {"vad": 0.0, "transcription": 0.0, "emotion": 0.0}
+        self.cpu: dict[str, float] = dict(self.wall)
+
+    @contextmanager
+    def __call__(self, stage: str, wall: bool = True):
+        t0, c0 = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            if wall:
+                self.wall[stage] = self.wall.get(stage, 0.0) + time.perf_counter() - t0
+            self.cpu[stage] = self.cpu.get(stage, 0.0) + time.process_time() - c0
+
+    def totals(self) -> tuple[dict[str, float], dict[str, float]]:
+        self.wall["total"] = time.perf_counter() - self.started
+        self.cpu["total"] = time.process_time() - self.cpu_started
+        return self.wall, self.cpu
+
+
+class _Progress:
+    """One progress bar per pass over the recording, in whole seconds (a float total such as 3604.1
+    accumulates float noise in tqdm's counter: 3604.100000000002/3604.1)."""
+
+    def __init__(self, duration_s: float, enabled: bool):
+        self.total, self.enabled = max(1, math.ceil(duration_s)), enabled
+
+    def bar(self, desc: str) -> "_Bar":
+        return _Bar(tqdm(total=self.total, unit="s", desc=desc, disable=not self.enabled))
+
+    def over_blocks(self, blocks: Iterable[np.ndarray], desc: str, rate: int) -> Iterator[np.ndarray]:
+        """``blocks`` as they are, the bar advancing by each block's seconds (the VAD pass)."""
+        bar, read = self.bar(desc), 0
+        for block in blocks:
+            yield block
+            read += len(block)
+            bar.to(read / rate)
+        bar.close()
+
+
+class _Bar:
+    def __init__(self, bar: tqdm):
+        self._bar = bar
+
+    def to(self, seconds: float) -> None:
+        step = min(self._bar.total, int(seconds)) - self._bar.n
+        if step > 0:
+            self._bar.update(step)
+
+    def close(self) -> None:
+        self.to(self._bar.total)
+        self._bar.close()
 
 
 def cut_regions(blocks: Iterable[np.ndarray], regions: list["Region"], rate: int = TARGET_SAMPLE_RATE) -> Iterator[tuple["Region", np.ndarray]]:
@@ -225,7 +374,7 @@ class _Classifier:
         self.segments: list[Segment] = []
         self.pending: list[tuple[int, "EmotionRecognizer", "PreparedInput"]] = []
 
-    def add(self, region: "Region", samples: np.ndarray, words: str | None) -> None:
+    def add(self, region: "Region", samples: np.ndarray, words: str | None, speaker: str | None = None) -> None:
         t0 = time.perf_counter()
         rate = TARGET_SAMPLE_RATE
         model, error = self.recognizer, None
@@ -244,7 +393,8 @@ class _Classifier:
         except EmofusionError as exc:
             prepared, error = None, str(exc)
         text = words if self.recognizer.trained.pipeline.uses_text else None
-        self.segments.append(Segment(region.start, region.end, text, None, None, model.name if model else None, error))
+        self.segments.append(Segment(region.start, region.end, text, None, None, model.name if model else None, error,
+                                     speaker=speaker))
         if prepared is not None:
             self.pending.append((len(self.segments) - 1, model, prepared))
         self.timings["emotion"] += time.perf_counter() - t0
@@ -267,6 +417,7 @@ class _Classifier:
             items = [(i, p) for i, m, p in self.pending if m is model]
             for (i, _), prediction in zip(items, model.predict_prepared([p for _, p in items])):
                 s = self.segments[i]
+                # replace(): whatever else a segment carries (its speaker...) stays as it was
                 self.segments[i] = replace(s, label=prediction.label, probabilities=prediction.probabilities,
                                            confident=prediction.confident)
         self.pending = []

@@ -1,6 +1,6 @@
 """Timelines to CSV: one row per segment, for one recording or every row of a manifest or folder.
 
-Columns: ``id, start, end, text, label, p_<class>..., model, error``. A recording that fails as a
+Columns: ``id, start, end, speaker, text, label, p_<class>..., model, error``. A recording that fails as a
 whole (undecodable, too long) gets one row with its ``error`` and empty cells, and the batch goes
 on; a recording with no speech gets one row saying so, so every input is accounted for.
 """
@@ -26,7 +26,7 @@ def timeline_rows(item_id: str, timeline: Timeline, labels: tuple[str, ...]) -> 
     rows = []
     for s in timeline.segments:
         row = _empty_row(item_id, labels, s.error or "")
-        row.update(start=f"{s.start:.3f}", end=f"{s.end:.3f}", text=s.text or "", model=s.model or "")
+        row.update(start=f"{s.start:.3f}", end=f"{s.end:.3f}", speaker=s.speaker or "", text=s.text or "", model=s.model or "")
         if s.probabilities is not None:
             row["label"] = s.label
             row.update({f"p_{c}": f"{s.probabilities[c]:.6f}" for c in labels})
@@ -36,7 +36,7 @@ def timeline_rows(item_id: str, timeline: Timeline, labels: tuple[str, ...]) -> 
 
 
 def write_timeline_csv(out: Path, rows: Iterable[dict], labels: tuple[str, ...]) -> None:
-    columns = ["id", "start", "end", "text", "label", *[f"p_{c}" for c in labels], "confident", "model", "error"]
+    columns = ["id", "start", "end", "speaker", "text", "label", *[f"p_{c}" for c in labels], "confident", "model", "error"]
     out.parent.mkdir(parents=True, exist_ok=True)
 
     def write(f):
@@ -76,5 +76,5 @@ def timelines_to_csv(
 
 
 def _empty_row(item_id: str, labels: tuple[str, ...], error: str) -> dict:
-    return {"id": item_id, "start": "", "end": "", "text": "", "label": "", **{f"p_{c}": "" for c in labels},
+    return {"id": item_id, "start": "", "end": "", "speaker": "", "text": "", "label": "", **{f"p_{c}": "" for c in labels},
             "confident": "", "model": "", "error": error}

@@ -265,7 +265,9 @@ def create_app(
         responses=ERROR_RESPONSES,
         dependencies=[Depends(_check_form)],
         summary="The emotion of every utterance of a recording",
-        description="The recording is cut into utterances where the voice pauses (Silero VAD); each is "
+        description="The recording is cut into utterances where the voice pauses (Silero VAD) and, when the "
+        "server has the voice encoder (`pip install --no-deps resemblyzer==0.1.4`), where the speaker changes; "
+        "each segment carries its `speaker` and `speakers` sums up who felt what. Each is "
         "transcribed (Whisper, unless `text` is given) and classified on its own audio and words. The "
         "overall label averages the segments weighted by duration. Needs the `asr` extra on the server.",
     )(timeline)

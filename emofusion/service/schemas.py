@@ -72,6 +72,17 @@ class SegmentResponse(BaseModel):
     language: str | None = Field(None, description="The language Whisper heard in it (a multilingual transcriber; "
                                  "null otherwise). Words in a language the model does not read are not read: the "
                                  "speech-only fallback classifies the segment", examples=["en"])
+    speaker: str | None = Field(None, description="Who spoke it: 'S1', 'S2', ... in order of first appearance "
+                                "(null when the server cannot tell speakers apart)", examples=["S1"])
+
+
+class SpeakerResponse(BaseModel):
+    speaker: str = Field(description="'S1', 'S2', ... as in the segments", examples=["S1"])
+    speaking_s: float = Field(description="Seconds of the speaker's segments")
+    emotion_s: dict[str, float] = Field(description="Seconds of the speaker's classified segments per emotion")
+    label: str | None = Field(description="The speaker's overall emotion (duration-weighted over their segments)")
+    probabilities: dict[str, float] | None = Field(description="The speaker's overall probabilities")
+    segments: int = Field(description="How many segments the speaker has")
 
 
 class TimelineResponse(BaseModel):
@@ -83,8 +94,11 @@ class TimelineResponse(BaseModel):
     model: str = Field(description="The emotion model")
     transcriber: str | None = Field(description="The Whisper model that transcribed the segments, if one did")
     note: str | None = Field(description="e.g. 'no speech found', or how many segments failed")
+    speakers: list[SpeakerResponse] = Field([], description="Who felt what: per speaker, speaking time, time per "
+                                            "emotion and overall emotion (empty when speakers were not told apart)")
+    speaker_note: str | None = Field(None, description="Why speakers were not told apart, when they were not")
     latency_ms: float = Field(description="Server time for this request")
-    timings_ms: dict[str, float] = Field(description="Where it went: 'vad', 'transcription', 'emotion', 'total'")
+    timings_ms: dict[str, float] = Field(description="Where it went: 'vad', 'speakers', 'transcription', 'emotion', 'total'")
 
 
 class ErrorResponse(BaseModel):

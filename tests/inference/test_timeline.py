@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 import tracemalloc
 from pathlib import Path
@@ -62,14 +63,17 @@ def conversation(shared_data, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def timeline_json(asr_extra, conversation):
-    """`emofusion predict long_call.wav --timeline --json`, run once for the tests below."""
+    """`emofusion predict long_call.wav --timeline --json --no-diarize`, run once for the tests below.
+
+    --no-diarize: these tests measure the cuts at pauses; its 18 utterances come from up to 18
+    actors, which tests/inference/test_diarization.py's conversations cover with known turns."""
     path, _ = conversation
     import contextlib
     import io
 
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
-        assert main(["predict", str(path), "--timeline", "--json"]) == 0
+        assert main(["predict", str(path), "--timeline", "--json", "--no-diarize"]) == 0
     return json.loads(buffer.getvalue())
 
 
@@ -80,7 +84,8 @@ def test_timeline_json_has_the_documented_shape(timeline_json):
     default = "M-WT-ST" if encoders_extra.available() else "M-CBLA-BLR"  # the default fusion model
     assert body["model"] == default and body["transcriber"].startswith("whisper-tiny.en")
     for s in body["segments"]:
-        assert set(s) == {"start", "end", "text", "label", "probabilities", "model", "error"}
+        assert set(s) == {"start", "end", "text", "label", "probabilities", "confident", "model", "error", "speaker",
+                          "language"}
         assert isinstance(s["start"], float) and isinstance(s["end"], float) and s["start"] < s["end"]
         assert s["label"] == max(s["probabilities"], key=s["probabilities"].get)
         assert sum(s["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
@@ -135,23 +140,27 @@ def test_each_segment_gets_what_predict_gives_its_clip(asr_extra, conversation, 
 def test_table_and_csv_outputs(asr_extra, conversation, tmp_path, capsys):
     path, truth = conversation
     out = tmp_path / "timeline.csv"
-    assert main(["predict", str(path), "--timeline", "--out", str(out), "--quiet"]) == 0
+    assert main(["predict", str(path), "--timeline", "--out", str(out), "--quiet", "--no-diarize"]) == 0
     printed = capsys.readouterr().out
     assert "overall" in printed and f"{len(truth)} segments" in printed
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
     assert len(rows) == len(truth)
-    assert list(rows[0]) == ["id", "start", "end", "text", "label", "p_ang", "p_exc", "p_neu", "p_sad", "model", "error"]
+    assert list(rows[0]) == ["id", "start", "end", "speaker", "text", "label", "p_ang", "p_exc", "p_neu", "p_sad",
+                             "confident", "model", "error"]
     assert {r["id"] for r in rows} == {"long_call"}
     assert all(abs(float(r["start"]) - u.start) <= BOUNDARY_TOLERANCE_S for r, u in zip(rows, truth))
 
 
 @pytest.fixture(scope="module")
 def silent_transcriber(asr_extra):
-    from emofusion.asr.transcriber import Transcriber
+    from emofusion.asr.transcriber import Heard, Transcriber
 
     class Silent(Transcriber):  # a Whisper that never hears words
         def transcribe(self, samples):
             return ""
+
+        def hear(self, samples):  # what the timeline asks (words, language, confidence)
+            return Heard("")
 
     loaded = Transcriber.load()
     return Silent(loaded.model, loaded.config, loaded.folder)
@@ -291,3 +300,75 @@ def test_predict_without_a_transcript_transcribes_and_reports_it(asr_extra, caps
     assert body["label"] in body["probabilities"]
     given = EmotionRecognizer.load().predict(examples / "angry.flac", "Kids are talking by the door.")
     assert given.transcript == "Kids are talking by the door." and not given.transcribed
+
+
+# ---- the command line around long work (issue 18 item 6) ---------------------------------------
+
+def test_an_out_folder_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    from emofusion.inference import timeline as module
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the timeline ran although --out was a folder")
+
+    monkeypatch.setattr(module, "build_timeline", refuse)
+    monkeypatch.setattr(module.AudioStream, "open", refuse)
+    path = tmp_path / "call.wav"
+    sf.write(path, np.zeros(RATE), RATE)
+    assert main(["predict", str(path), "--timeline", "--out", str(tmp_path)]) == 2
+    assert f"--out {tmp_path} is a folder" in capsys.readouterr().err
+    assert main(["predict", str(path), "--timeline", "--plot", str(tmp_path / "timeline.txt")]) == 2
+    assert "name a .png, .svg or .pdf file" in capsys.readouterr().err
+
+
+def test_progress_shows_whole_seconds_and_the_first_pass(asr_extra, shared_data, tmp_path, capsys):
+    # 12.1 s: a float total would print 12.1/12.1 (and accumulate noise such as 3604.100000000002)
+    path = two_clips(shared_data, tmp_path)
+    samples, _ = sf.read(path)
+    sf.write(path, np.concatenate([samples, np.zeros(int(12.1 * RATE) - len(samples))]), RATE)
+    build_timeline(EmotionRecognizer.load(), path, "Kids are talking by the door.", progress=True, diarize=False)
+    err = capsys.readouterr().err
+    assert "voice activity" in err and "emotion" in err
+    counters = re.findall(r"(\S+)/(\S+?)s? \[", err) or re.findall(r"(\d\S*)/(\d\S*)", err)
+    assert counters and all(a.isdigit() and b.isdigit() for a, b in counters), counters
+    assert "13/13" in err
+
+
+def test_one_file_out_says_no_speech_rather_than_0_segments(asr_extra, tmp_path, capsys):
+    path = tmp_path / "noise.wav"
+    sf.write(path, 0.05 * np.random.default_rng(0).standard_normal(5 * RATE), RATE)
+    out = tmp_path / "timeline.csv"
+    assert main(["predict", str(path), "--timeline", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "0 segments" not in printed
+    assert f"no speech found: one row saying so -> {out}" in printed
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert len(rows) == 1 and rows[0]["error"] == NO_SPEECH
+
+
+def test_plot_draws_one_lane_per_speaker_coloured_by_emotion(tmp_path):
+    from matplotlib.colors import to_rgba
+
+    from emofusion.inference.timeline import Timeline, summarise_speakers
+    from emofusion.inference.timeline_plot import CLASS_COLOURS, draw_timeline, plot_timeline
+
+    labels = ("ang", "exc", "neu", "sad")
+    p = lambda **kw: {c: kw.get(c, 0.0) for c in labels}  # noqa: E731
+    segments = (
+        Segment(0.5, 3.0, "a", "ang", p(ang=0.9, sad=0.1), "M", speaker="S1"),
+        Segment(3.0, 6.0, "b", "sad", p(neu=0.4, sad=0.6), "M", speaker="S2"),
+        Segment(6.5, 9.0, "", None, None, None, error="no words", speaker="S1"),
+        Segment(9.5, 14.0, "d", "neu", p(neu=0.7, exc=0.3), "M", speaker="S2"),
+    )
+    timeline = Timeline("neu", p(neu=1.0), segments, 15.0, "M", None, speakers=summarise_speakers(segments, labels))
+    axes = draw_timeline(timeline).axes[0]
+    assert [t.get_text() for t in axes.get_yticklabels()] == ["S1", "S2"]
+    bars = axes.collections
+    assert len(bars) == 4
+    for bar, s, lane in zip(bars, segments, (0, 1, 0, 1)):
+        (x0, y0), (x1, y1) = bar.get_paths()[0].get_extents().get_points()
+        assert (x0, x1) == pytest.approx((s.start, s.end)) and (y0 + y1) / 2 == pytest.approx(lane)
+        if s.label is not None:  # the emotion's colour, the confidence as opacity
+            assert tuple(bar.get_facecolor()[0]) == pytest.approx(to_rgba(CLASS_COLOURS[s.label], max(s.probabilities.values())))
+    assert [t.get_text() for t in axes.get_legend().get_texts()][-1] == "no label"
+    out = plot_timeline(timeline, tmp_path / "timeline.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 
 from emofusion.audio import load_audio
+from emofusion.inference import diarization
 from emofusion.inference.timeline import build_timeline
 
 RATE = 16_000
@@ -44,12 +45,21 @@ def test_timeline_answers_what_the_recognizer_gives(asr_extra, fusion_server, fu
     expected = build_timeline(fusion_recognizer, two_utterances).to_json()
     assert len(body["segments"]) == 2
     for got, want in zip(body["segments"], expected["segments"]):
-        assert (got["start"], got["end"], got["text"], got["label"]) == (want["start"], want["end"], want["text"], want["label"])
+        assert (got["start"], got["end"], got["text"], got["label"], got["speaker"]) == (
+            want["start"], want["end"], want["text"], want["label"], want["speaker"])
         assert got["probabilities"] == pytest.approx(want["probabilities"], abs=1e-6)
         assert "by the door" in got["text"].lower()
     assert body["label"] == expected["label"] and body["probabilities"] == pytest.approx(expected["probabilities"])
     assert body["duration"] == pytest.approx(len(two_utterances[44:]) / 2 / RATE, abs=1e-3)
-    assert set(body["timings_ms"]) == {"vad", "transcription", "emotion", "total"} and body["latency_ms"] > 0
+    told_apart = diarization.available()
+    assert set(body["timings_ms"]) == {"vad", "transcription", "emotion", "total"} | ({"speakers"} if told_apart else set())
+    assert body["latency_ms"] > 0
+    # one actor speaks both sentences: one speaker, with the summary the library gives
+    assert [p["speaker"] for p in body["speakers"]] == (["S1"] if told_apart else [])
+    for got, want in zip(body["speakers"], expected["speakers"]):
+        assert got["speaking_s"] == pytest.approx(want["speaking_s"]) and got["label"] == want["label"]
+        assert got["emotion_s"] == pytest.approx(want["emotion_s"])
+    assert body["speaker_note"] == expected["speaker_note"]
 
 
 def test_timeline_with_a_transcript_uses_it_for_every_segment(asr_extra, fusion_server, two_utterances):

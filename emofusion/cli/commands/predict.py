@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 from emofusion.errors import ConfigError
@@ -30,6 +31,13 @@ def register(subparsers) -> None:
                         "no transcript), a run folder or an exported .onnx file")
     p.add_argument("--timeline", action="store_true",
                    help="split the recording into utterances, each with its time, words and emotion")
+    p.add_argument("--speakers", type=int, default=None, metavar="N",
+                   help="--timeline: the number of speakers (default: found automatically; needs the voice encoder: "
+                        "pip install --no-deps resemblyzer==0.1.4)")
+    p.add_argument("--no-diarize", action="store_true",
+                   help="--timeline: do not tell speakers apart (utterances end at pauses only)")
+    p.add_argument("--plot", type=Path, default=None, metavar="PNG",
+                   help="--timeline: draw it (one lane per speaker, segments coloured by emotion) into this image")
     p.add_argument("--asr-model", default=None,
                    help="'base' (multilingual: detects the language; from the asr extra's part packages, 5.5x "
                         "tiny.en's cost), a faster-whisper model folder, or a model name already downloaded "
@@ -63,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         # Every argument is checked before the model is loaded and anything is predicted.
         check_out(args.out, source)
         items = items_from_folder(source) if source.is_dir() else items_from_manifest(source)
+    check_timeline_options(args, source, batch)
     asr = None
     if args.asr_model is not None:
         from emofusion.asr.transcriber import AsrConfig
@@ -75,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
         if args.timeline:
             from emofusion.inference.timeline_batch import timelines_to_csv
 
-            ok, failed = timelines_to_csv(recognizer, items, args.out, progress=not args.quiet)
+            ok, failed = timelines_to_csv(recognizer, items, args.out, progress=not args.quiet,
+                                          diarize=False if args.no_diarize else None, speakers=args.speakers)
             print(f"{ok} predicted, {failed} failed -> {args.out}")
             return 0 if ok else 1
         results = None
@@ -118,6 +128,33 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_timeline_options(args: argparse.Namespace, source: Path | None, batch: bool) -> None:
+    """--timeline's own options, checked before the model is loaded and anything is computed."""
+    timeline_only = {"--speakers": args.speakers is not None, "--no-diarize": args.no_diarize, "--plot": args.plot}
+    for flag, given in timeline_only.items():
+        if given and not args.timeline:
+            raise ConfigError(f"{flag} is an option of --timeline")
+    if args.speakers is not None and args.speakers < 1:
+        raise ConfigError(f"--speakers must be at least 1, got {args.speakers}")
+    if args.speakers is not None and args.no_diarize:
+        raise ConfigError("--speakers needs speaker turns: leave out --no-diarize")
+    if not args.timeline or batch:
+        if args.plot is not None:
+            raise ConfigError("--plot draws the timeline of one recording: give an audio file")
+        return
+    if args.out is not None and source is not None:
+        check_out(args.out, source)  # a folder or an unwritable --out fails now, not after the whole timeline
+    if args.plot is not None:
+        if args.plot.suffix.lower() not in (".png", ".svg", ".pdf"):
+            raise ConfigError(f"--plot {args.plot}: name a .png, .svg or .pdf file")
+        if args.plot.is_dir():
+            raise ConfigError(f"--plot {args.plot} is a folder: name the image, e.g. {args.plot / 'timeline.png'}")
+        parent = args.plot.absolute().parent
+        existing = next(p for p in [parent, *parent.parents] if p.exists())
+        if not existing.is_dir() or not os.access(existing, os.W_OK):
+            raise ConfigError(f"--plot {args.plot}: cannot create it ({existing} is not a writable folder)")
+
+
 def check_out(out: Path | None, source: Path) -> None:
     """Refuse an --out that is missing, a folder, the input itself, or cannot be created."""
     if out is None:
@@ -136,15 +173,25 @@ def _timeline(recognizer: EmotionRecognizer, source: Path, args: argparse.Namesp
     from emofusion.inference.timeline import build_timeline
     from emofusion.inference.timeline_batch import timeline_rows, write_timeline_csv
 
-    timeline = build_timeline(recognizer, source, args.text, progress=not args.quiet and not args.json)
+    timeline = build_timeline(recognizer, source, args.text, progress=not args.quiet and not args.json,
+                              diarize=False if args.no_diarize else None, speakers=args.speakers)
+    if timeline.speaker_note:
+        print(f"info: {timeline.speaker_note}", file=sys.stderr)
     if args.out is not None:
         write_timeline_csv(args.out, timeline_rows(source.stem, timeline, recognizer.labels), recognizer.labels)
+    if args.plot is not None:
+        from emofusion.inference.timeline_plot import plot_timeline
+
+        plot_timeline(timeline, args.plot, title=source.name)
     if args.json:
         print(json.dumps(timeline.to_json(), indent=2, ensure_ascii=False))
         return 0
     print(format_timeline(timeline, recognizer.labels))
     if args.out is not None:
-        print(f"{len(timeline.segments)} segments -> {args.out}")
+        written = f"{len(timeline.segments)} segments" if timeline.segments else "no speech found: one row saying so"
+        print(f"{written} -> {args.out}")
+    if args.plot is not None:
+        print(f"plot -> {args.plot}")
     return 0
 
 
@@ -153,24 +200,39 @@ def format_timeline(timeline, labels: tuple[str, ...]) -> str:
     if not timeline.segments:
         return f"{timeline.note} ({timeline.duration:.1f} s of audio)"
     width = max(len(c) for c in labels)
-    head = f"{'start':>8} {'end':>8}  {'label':<{width}}  " + "  ".join(f"{c:>{max(width, 5)}}" for c in labels) + "  text"
+    # the speaker column only when speakers were told apart (--no-diarize keeps the old table)
+    who = (lambda s: f"{s.speaker or '-':<7}  ") if timeline.speakers else (lambda s: "")
+    head = f"{'start':>8} {'end':>8}  " + (f"{'speaker':<7}  " if timeline.speakers else "") + f"{'label':<{width}}  " + "  ".join(f"{c:>{max(width, 5)}}" for c in labels) + "  text"
     lines = [head, "-" * len(head)]
     for s in timeline.segments:
         if s.probabilities is None:
             probs = "  ".join(f"{'':>{max(width, 5)}}" for _ in labels)
-            lines.append(f"{_clock(s.start):>8} {_clock(s.end):>8}  {'-':<{width}}  {probs}  error: {s.error}")
+            lines.append(f"{_clock(s.start):>8} {_clock(s.end):>8}  {who(s)}{'-':<{width}}  {probs}  error: {s.error}")
             continue
         probs = "  ".join(f"{s.probabilities[c]:>{max(width, 5)}.0%}" for c in labels)
         via = f"  [{s.model}]" if s.model != timeline.model else ""
         doubt = "  (uncertain)" if s.confident is False else ""
-        lines.append(f"{_clock(s.start):>8} {_clock(s.end):>8}  {s.label:<{width}}  {probs}  {s.text or ''}{via}{doubt}")
+        lines.append(f"{_clock(s.start):>8} {_clock(s.end):>8}  {who(s)}{s.label:<{width}}  {probs}  {s.text or ''}{via}{doubt}")
     lines.append("-" * len(head))
     if timeline.label is not None:
         probs = "  ".join(f"{timeline.probabilities[c]:>{max(width, 5)}.0%}" for c in labels)
-        lines.append(f"{'overall':>17}  {timeline.label:<{width}}  {probs}  ({len(timeline.segments)} segments, "
-                     f"{timeline.duration:.1f} s; {timeline.model})")
+        lines.append(f"{'overall':>17}  {' ' * 9 if timeline.speakers else ''}{timeline.label:<{width}}  {probs}  "
+                     f"({len(timeline.segments)} segments, {timeline.duration:.1f} s; {timeline.model})")
+    if timeline.speakers:
+        lines += ["", format_speakers(timeline.speakers, labels)]
     if timeline.note:
         lines.append(f"note: {timeline.note}")
+    return "\n".join(lines)
+
+
+def format_speakers(speakers, labels: tuple[str, ...]) -> str:
+    """Who felt what: per speaker, speaking time, seconds per emotion and the overall emotion."""
+    width = max(5, *(len(c) for c in labels))
+    head = f"{'speaker':<7}  {'speaking':>8}  " + "  ".join(f"{c:>{width}}" for c in labels) + "  overall"
+    lines = [head, "-" * len(head)]
+    for p in speakers:
+        seconds = "  ".join(f"{p.emotion_s[c]:>{width - 2}.1f} s" for c in labels)
+        lines.append(f"{p.speaker:<7}  {p.speaking_s:>6.1f} s  {seconds}  {p.label or '-'} ({p.segments} segments)")
     return "\n".join(lines)
 
 
