@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import httpx
+import numpy as np
 import soundfile as sf
 from foreign_speech import GERMAN, spoken
 
@@ -25,3 +26,17 @@ def test_german_speech_without_a_transcript_is_answered_from_its_sound(asr_extra
     assert body["label"] == expected.label
     for label, p in expected.probabilities.items():
         assert abs(body["probabilities"][label] - p) < 1e-5
+
+
+def test_a_german_timeline_segment_is_classified_from_its_sound(asr_extra, fusion_server):
+    quiet = 1e-3 * np.random.default_rng(0).standard_normal(16_000)
+    speech = spoken("de", GERMAN[2])
+    buffer = io.BytesIO()
+    sf.write(buffer, np.concatenate([quiet, speech / np.abs(speech).max() * 0.5, quiet]), 16_000, format="WAV",
+             subtype="PCM_16")
+    assert len(buffer.getvalue()) < 8 * 2 * 16_000  # under the test server's 8-s limit
+    r = httpx.post(f"{fusion_server.url}/v1/timeline", timeout=120, files={"audio": ("de.wav", buffer.getvalue(), "audio/wav")})
+    assert r.status_code == 200, r.text
+    segments = r.json()["segments"]
+    assert segments and all(s["model"] == "S-CBLA" and s["text"] == "" and s["label"] for s in segments)
+    assert all("language" in s and s["language"] is None for s in segments)  # tiny.en detects none
