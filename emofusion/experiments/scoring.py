@@ -64,10 +64,7 @@ def rows_from_training_sessions(trained: TrainedModel, utterances: list[Utteranc
     # manifest copied to another file name) are not recognised. Models from before corpora were
     # recorded are checked by session alone.
     corpora = trained.meta.get("train_corpora")
-    if corpora:
-        by_corpus = {c: set(s) for c, s in corpora.items()}
-        trained_on = lambda u: u.session in by_corpus.get(u.corpus, ())  # noqa: E731
-    else:
-        trained_on = lambda u: u.session in seen  # noqa: E731
-    counts = Counter(u.session for u in usable(utterances, trained.modalities) if trained_on(u))
+    by_corpus = {c: set(s) for c, s in corpora.items()} if corpora else None
+    counts = Counter(u.session for u in usable(utterances, trained.modalities)
+                     if u.session in (seen if by_corpus is None else by_corpus.get(u.corpus, ())))
     return {s: counts[s] for s in sorted(counts, key=session_sort_key)}
