@@ -199,3 +199,27 @@ def _multipart(audio: bytes) -> tuple[bytes, str]:
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"audio\"; filename=\"c.flac\"\r\n"
             f"Content-Type: audio/flac\r\n\r\n").encode() + audio + f"\r\n--{boundary}--\r\n".encode()
     return body, f"multipart/form-data; boundary={boundary}"
+
+
+def test_a_queued_transcription_whose_client_left_is_cancelled(asr_extra, fusion_recognizer, clip_request):
+    app = create_app(fusion_recognizer, limits=TEST_LIMITS)
+    with LiveServer(app) as server:
+        lane = app.state.lanes.transcribe
+        release = hold(lane)  # a transcription running for as long as this test
+        try:
+            body, content_type = _multipart(clip_request["files"]["audio"][1])  # no transcript: transcribed
+            s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            s.sendall(f"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
+                      f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            deadline = time.monotonic() + 10
+            while lane.held < 2 and time.monotonic() < deadline:  # queued behind the running one
+                time.sleep(0.02)
+            assert lane.held == 2
+            s.close()
+            deadline = time.monotonic() + 5
+            while lane.held > 1 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert lane.held == 1  # cancelled while it waited: its place is free, it never ran
+        finally:
+            release.set()
+        assert app.state.unexpected_errors == 0
