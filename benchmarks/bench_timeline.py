@@ -5,6 +5,7 @@
 The recording is generated from real RAVDESS clips with quiet gaps between them
 (tests/conversation.py; ../shared/data must be beside the checkout). Each run does everything a
 user's call does: decode, Silero VAD, Whisper tiny.en per utterance (int8, CTranslate2), acoustic
+speaker turns (when the voice encoder is installed; ``--no-diarize`` leaves them out), acoustic
 features and the shipped M-CBLA-BLR per utterance, and the same without transcription for the
 shipped speech-only S-CBLA. Model loading happens once, before the timed runs, and is shown apart.
 Target: RTF <= 0.15 on 2 cores (9 s per minute of audio), transcription and emotion shown apart.
@@ -37,13 +38,15 @@ from emofusion.inference.recognizer import SHIPPED_MODELS, EmotionRecognizer  # 
 from emofusion.inference.timeline import build_timeline  # noqa: E402
 from emofusion.runtime import tune_allocator  # noqa: E402
 
-STAGES = ("vad", "transcription", "emotion")
+STAGES = ("vad", "speakers", "transcription", "emotion")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-diarize", action="store_true",
+                        help="without speaker turns (default: with them when the voice encoder is installed)")
     parser.add_argument("--threads", type=int, default=2, help="torch and CTranslate2 threads (default 2: the target's cores)")
     parser.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
     args = parser.parse_args()
@@ -69,24 +72,27 @@ def main() -> None:
         print("| pipeline | stage | wall s | RTF | share | CPU s | CPU s per audio s |")
         print("|---|---|---|---|---|---|---|")
         for title, recognizer in models:
-            build_timeline(recognizer, path)  # warm-up: first-call allocations and kernels
-            runs = [build_timeline(recognizer, path) for _ in range(args.repeats)]
+            diarize = False if args.no_diarize else None
+            build_timeline(recognizer, path, diarize=diarize)  # warm-up: first-call allocations and kernels
+            runs = [build_timeline(recognizer, path, diarize=diarize) for _ in range(args.repeats)]
             duration = runs[0].duration
             total = statistics.median(r.timings_s["total"] for r in runs)
-            stage = {s: statistics.median(r.timings_s[s] for r in runs) for s in STAGES}
+            stage = {s: statistics.median(r.timings_s.get(s, 0.0) for r in runs) for s in STAGES}
             stage["decode (second pass) + rest"] = max(0.0, total - sum(stage.values()))
             cpu_total = statistics.median(r.cpu_s["total"] for r in runs)
-            cpu = {s: statistics.median(r.cpu_s[s] for r in runs) for s in STAGES}
+            cpu = {s: statistics.median(r.cpu_s.get(s, 0.0) for r in runs) for s in STAGES}
             cpu["decode (second pass) + rest"] = max(0.0, cpu_total - sum(cpu.values()))
-            names = {"vad": "decode + voice activity", "transcription": "transcription (Whisper)",
+            names = {"vad": "decode + voice activity", "speakers": "speaker turns (decode + voice encoder + clustering)",
+                     "transcription": "transcription (Whisper)",
                      "emotion": "emotion (features + model)"}
             for key, seconds in stage.items():
-                if key == "transcription" and seconds == 0:
+                if key in ("transcription", "speakers") and seconds == 0:
                     continue
                 print(f"| {title} | {names.get(key, key)} | {seconds:.2f} | {seconds / duration:.3f} | {seconds / total:.0%} "
                       f"| {cpu[key]:.2f} | {cpu[key] / duration:.3f} |")
             print(f"| {title} | **total** | **{total:.2f}** | **{total / duration:.3f}** | 100% | {cpu_total:.2f} "
                   f"| {cpu_total / duration:.3f} |")
+            print(f"|  | speakers found: {len(runs[0].speakers)} ({runs[0].speaker_note or 'diarized'}) | | | | | |")
             errors = _boundary_errors(runs[0], truth)
             if errors is not None:
                 print(f"|  | segments {len(runs[0].segments)} of {len(truth)} utterances; boundary error mean "

@@ -231,6 +231,29 @@ function showTimeline(body, roundTrip) {
   track.replaceChildren();
   $("segment-detail").hidden = true;
   const duration = Math.max(body.duration, 1e-6);
+  // One lane per speaker (in order of first appearance), or one "speech" lane when speakers were not told apart.
+  const lanes = (body.speakers || []).map((p) => p.speaker);
+  if (!lanes.length || body.segments.some((s) => !s.speaker)) lanes.push("speech");
+  const laneOf = {};
+  $("timeline-lanes").replaceChildren();
+  lanes.forEach((name, i) => {
+    const lane = document.createElement("div");
+    lane.className = "lane";
+    lane.dataset.speaker = name;
+    lane.style.top = `${2.2 * i}rem`;
+    track.append(lane);
+    laneOf[name] = lane;
+    const label = document.createElement("div");
+    label.className = "lane-name";
+    label.textContent = name;
+    $("timeline-lanes").append(label);
+  });
+  track.style.height = `${2.2 * lanes.length}rem`;
+  const cursor = document.createElement("div");
+  cursor.id = "timeline-cursor";
+  cursor.style.left = "0%";
+  track.append(cursor);
+  setUpPlayer(duration);
   body.segments.forEach((segment, index) => {
     const band = document.createElement("div");
     band.className = "segment" + (segment.error ? " failed" : "") + (segment.confident === false ? " uncertain" : "");
@@ -240,14 +263,21 @@ function showTimeline(body, roundTrip) {
     band.dataset.label = segment.label || "";
     band.style.left = `${(100 * segment.start) / duration}%`;
     band.style.width = `${(100 * (segment.end - segment.start)) / duration}%`;
-    band.style.background = segment.label ? colourOf(segment.label, labels) : "#e7eaef";
+    // The emotion's colour, its confidence (top probability) as the colour's opacity.
+    const confidence = segment.probabilities ? Math.max(...Object.values(segment.probabilities)) : 1;
+    band.dataset.confidence = confidence.toFixed(3);
+    band.dataset.speaker = segment.speaker || "";
+    band.style.background = segment.label ? withAlpha(colourOf(segment.label, labels), Math.max(0.2, confidence)) : "#e7eaef";
+    band.title = `${clock(segment.start)}–${clock(segment.end)}` + (segment.speaker ? ` · ${segment.speaker}` : "") +
+      ` · ${segment.label ? `${describeClass(segment.label)} ${(100 * confidence).toFixed(0)}%` : "no label"}` +
+      (segment.text ? ` · “${segment.text}”` : "");
     band.setAttribute("aria-label", `${clock(segment.start)} to ${clock(segment.end)}: ${segment.label ? describeClass(segment.label) : "no label"}` +
       (segment.confident === false ? " (uncertain)" : ""));
     const show = () => showSegment(segment, band);
     band.addEventListener("mouseenter", show);
     band.addEventListener("focus", show);
-    band.addEventListener("click", show);
-    track.append(band);
+    band.addEventListener("click", () => { show(); playSegment(segment); });
+    laneOf[segment.speaker || "speech"].append(band);
   });
   $("axis-end").textContent = clock(body.duration);
   const legend = $("timeline-legend");
@@ -261,13 +291,80 @@ function showTimeline(body, roundTrip) {
     item.append(swatch, describeClass(label));
     legend.append(item);
   }
-  showTranscript(body.note || "");
+  showSpeakers(body.speakers || [], labels);
+  showTranscript([body.note, body.speaker_note].filter(Boolean).join(" · "));
   showOverall(body);
   $("timeline").hidden = false;
   $("latency").textContent =
     `${body.segments.length} utterances in ${body.duration.toFixed(1)} s · ${(body.latency_ms / 1000).toFixed(1)} s on the server, ` +
     `${(roundTrip / 1000).toFixed(1)} s round trip · model ${body.model}` + (body.transcriber ? ` · words by ${body.transcriber}` : "");
   $("result").hidden = false;
+}
+
+function withAlpha(hex, alpha) {
+  const n = parseInt(hex.slice(1), 16);
+  return `rgba(${(n >> 16) & 255}, ${(n >> 8) & 255}, ${n & 255}, ${alpha.toFixed(3)})`;
+}
+
+// The recording the timeline was made from, in a player whose position moves the cursor.
+let segmentEnd = null;   // while a clicked segment plays: where to stop
+function setUpPlayer(duration) {
+  const audio = $("timeline-audio");
+  const file = $("audio-file").files[0];
+  const blob = file || (recorded && recorded.blob);
+  if (audio.dataset.url) URL.revokeObjectURL(audio.dataset.url);
+  audio.hidden = !blob;
+  if (!blob) return;
+  audio.dataset.url = URL.createObjectURL(blob);
+  audio.src = audio.dataset.url;
+  const move = () => {
+    $("timeline-cursor").style.left = `${Math.min(100, (100 * audio.currentTime) / duration)}%`;
+    if (segmentEnd !== null && audio.currentTime >= segmentEnd) {
+      audio.pause();
+      segmentEnd = null;
+    }
+  };
+  audio.ontimeupdate = move;
+  audio.onseeked = move;
+  audio.onplay = () => {
+    const tick = () => { move(); if (!audio.paused) requestAnimationFrame(tick); };
+    requestAnimationFrame(tick);
+  };
+}
+
+function playSegment(segment) {
+  const audio = $("timeline-audio");
+  if (audio.hidden) return;
+  audio.currentTime = segment.start;
+  segmentEnd = segment.end;
+  audio.play().catch(() => {});   // a browser that refuses to play still shows where the segment is
+}
+
+// Who felt what: per speaker, speaking time, seconds per emotion and the overall emotion.
+function showSpeakers(speakers, labels) {
+  const table = $("speaker-summary");
+  table.hidden = !speakers.length;
+  const head = $("speaker-summary-head");
+  head.replaceChildren();
+  for (const name of ["speaker", "speaking", ...labels, "overall"]) {
+    const th = document.createElement("th");
+    th.textContent = name;
+    head.append(th);
+  }
+  const rows = table.querySelector("tbody");
+  rows.replaceChildren();
+  for (const p of speakers) {
+    const row = document.createElement("tr");
+    row.dataset.speaker = p.speaker;
+    const cells = [p.speaker, `${p.speaking_s.toFixed(1)} s`, ...labels.map((c) => `${(p.emotion_s[c] || 0).toFixed(1)} s`),
+      p.label ? describeClass(p.label) : "–"];
+    for (const text of cells) {
+      const td = document.createElement("td");
+      td.textContent = text;
+      row.append(td);
+    }
+    rows.append(row);
+  }
 }
 
 // What one band holds: its time, its words and every class probability.
@@ -278,7 +375,7 @@ function showSegment(segment, band) {
   detail.replaceChildren();
   const head = document.createElement("div");
   head.className = "detail-head";
-  head.textContent = `${clock(segment.start)}–${clock(segment.end)} · ${segment.label ? describeClass(segment.label) : "no label"}` +
+  head.textContent = `${clock(segment.start)}–${clock(segment.end)}` + (segment.speaker ? ` · ${segment.speaker}` : "") + ` · ${segment.label ? describeClass(segment.label) : "no label"}` +
     (segment.confident === false ? " · uncertain" : "") + (segment.model ? ` · ${segment.model}` : "");
   const words = document.createElement("div");
   words.className = "detail-text";
