@@ -34,8 +34,8 @@ own. Whisper run on a whole 3-min recording in one go heard 30 of its 41 sentenc
 stretches after a pause) and took 1.4 GB on 9 min (issue 18); utterance by utterance every sentence
 is heard and memory is one utterance's whatever the length. On 181 s of 57 TESS sentences: 57 heard
 (54 in one go), 325 MiB peak (343 in one go), at 4.5x the CPU (32.9 vs 7.3 s: each utterance is
-padded to Whisper's 30 s, see above). tests/asr/test_transcribe_long.py,
-benchmarks/bench_long_transcription.py.
+padded to Whisper's 30 s, see above). On 541 s of 173: 172 heard (161), 358 MiB (684), 1.5x the CPU
+(96.8 vs 64.2 s). tests/asr/test_transcribe_long.py, benchmarks/bench_long_transcription.py.
 """
 
 from __future__ import annotations
