@@ -81,7 +81,7 @@ def draw_timeline(timeline: "Timeline", *, title: str | None = None):
             continue
         confidence = max(s.probabilities.values())
         axes.broken_barh([(s.start, s.duration)], (lane - 0.35, 0.7), facecolor=colour_of(s.label, labels),
-                         alpha=max(MIN_ALPHA, confidence), edgecolor="none")
+                         alpha=max(MIN_ALPHA, confidence), edgecolor="white", linewidth=1.0)  # turns apart
     axes.set_yticks(range(len(lanes)), lanes)
     axes.set_ylim(len(lanes) - 0.5, -0.5)  # the first speaker on top
     axes.set_xlim(0, max(timeline.duration, 1e-3))

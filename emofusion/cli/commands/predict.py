@@ -227,7 +227,7 @@ def format_timeline(timeline, labels: tuple[str, ...]) -> str:
 
 def format_speakers(speakers, labels: tuple[str, ...]) -> str:
     """Who felt what: per speaker, speaking time, seconds per emotion and the overall emotion."""
-    width = max(5, *(len(c) for c in labels))
+    width = max(7, *(len(c) for c in labels))  # "123.4 s"
     head = f"{'speaker':<7}  {'speaking':>8}  " + "  ".join(f"{c:>{width}}" for c in labels) + "  overall"
     lines = [head, "-" * len(head)]
     for p in speakers:
