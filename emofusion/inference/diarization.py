@@ -135,7 +135,11 @@ def _check_weights(path: str) -> None:
     size = Path(path).stat().st_size
     if size != WEIGHTS_BYTES:
         raise ConfigError(f"{path}: {size} bytes, expected {WEIGHTS_BYTES} (Resemblyzer 0.1.4's weights): {INSTALL}")
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):  # 1 MB at a time, not 17 MB at once
+            sha.update(chunk)
+    digest = sha.hexdigest()
     if digest != WEIGHTS_SHA256:
         raise ConfigError(f"{path}: sha256 {digest}, expected {WEIGHTS_SHA256} (Resemblyzer 0.1.4's weights)")
 
