@@ -44,6 +44,7 @@ from emofusion.audio import TARGET_SAMPLE_RATE
 from emofusion.errors import ConfigError, MissingExtraError
 
 INSTALL = "pip install --no-deps resemblyzer==0.1.4"
+SKIPPED = f"speakers not told apart: the voice encoder is not installed ({INSTALL})"  # the timeline's speaker_note
 # Resemblyzer 0.1.4's pretrained.pt: checked before torch reads it (a wrong file is not unpickled).
 WEIGHTS_FILE = "pretrained.pt"
 WEIGHTS_BYTES = 17_090_379

@@ -278,7 +278,7 @@ def _diarizer(diarize: bool | None, speakers: int | None, device) -> tuple["Diar
             raise ConfigError("--speakers needs speaker turns: leave out --no-diarize")
         return None, None
     if diarize is None and speakers is None and not diarization.available():
-        return None, f"speakers not told apart: the voice encoder is not installed ({diarization.INSTALL})"
+        return None, diarization.SKIPPED
     return diarization.Diarizer.load(device), None  # asked for explicitly: a missing encoder is an error
 
 

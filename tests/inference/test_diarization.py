@@ -217,5 +217,10 @@ def test_without_the_encoder_speakers_are_skipped_with_one_info_line(asr_extra, 
     err = capsys.readouterr().err
     assert [line for line in err.splitlines() if line.startswith("info:")] == [
         f"info: speakers not told apart: the voice encoder is not installed ({diarization.INSTALL})"]
+    # a manifest of recordings says it once too
+    manifest = path.parent / "calls.csv"
+    manifest.write_text(f"id,audio,text,label,speaker,session\na,{path},,,,\nb,{path},,,,\n", encoding="utf-8")
+    assert main(["predict", str(manifest), "--timeline", "--model", "speech", "--quiet", "--out", str(path.parent / "t.csv")]) == 0
+    assert capsys.readouterr().err.count(diarization.INSTALL) == 1
     assert main(["predict", str(path), "--timeline", "--model", "speech", "--speakers", "2"]) == 2
     assert diarization.INSTALL in capsys.readouterr().err

@@ -82,8 +82,11 @@ def run(args: argparse.Namespace) -> int:
     recognizer = EmotionRecognizer.load(model, device=args.device, backend=args.backend, asr=asr)
     if batch:
         if args.timeline:
+            from emofusion.inference import diarization
             from emofusion.inference.timeline_batch import timelines_to_csv
 
+            if not args.no_diarize and args.speakers is None and not diarization.available():
+                print(f"info: {diarization.SKIPPED}", file=sys.stderr)
             ok, failed = timelines_to_csv(recognizer, items, args.out, progress=not args.quiet,
                                           diarize=False if args.no_diarize else None, speakers=args.speakers)
             print(f"{ok} predicted, {failed} failed -> {args.out}")
