@@ -270,7 +270,7 @@ function showTimeline(body, roundTrip) {
     band.style.background = segment.label ? withAlpha(colourOf(segment.label, labels), Math.max(0.2, confidence)) : "#e7eaef";
     band.title = `${clock(segment.start)}–${clock(segment.end)}` + (segment.speaker ? ` · ${segment.speaker}` : "") +
       ` · ${segment.label ? `${describeClass(segment.label)} ${(100 * confidence).toFixed(0)}%` : "no label"}` +
-      (segment.text ? ` · “${segment.text}”` : "");
+      (segment.confident === false ? " · uncertain" : "") + (segment.text ? ` · “${segment.text}”` : "");
     band.setAttribute("aria-label", `${clock(segment.start)} to ${clock(segment.end)}: ${segment.label ? describeClass(segment.label) : "no label"}` +
       (segment.confident === false ? " (uncertain)" : ""));
     const show = () => showSegment(segment, band);
