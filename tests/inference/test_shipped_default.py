@@ -1,8 +1,10 @@
-"""The default fusion model: M-WT-ST with the encoders extra, else the paper's M-CBLA-BLR (said once).
+"""The default models: fusion M-WT2-ST and speech S-WT2 with the encoders extra, else the paper's
+M-CBLA-BLR and S-CBLA (said once).
 
 Which model each entry point loads (Python, `predict`, `serve`, Ray, the ONNX backends) with the
-extra's probe forced either way, and the shipped M-WT-ST itself: small, with its provenance and
-its held-out check per seed. Tests that run M-WT-ST need the extra and skip without it.
+extra's probe forced either way, and the shipped M-WT2-ST and S-WT2 themselves: small, with their
+provenance, recipe, calibration and held-out checks per seed (held-out speakers, and corpora never
+trained on). Tests that run them need the extra and skip without it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from emofusion.inference import shipped
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SENTENCE = "Kids are talking by the door."
 ENCODER_MODEL = shipped.SHIPPED_MODELS["fusion-encoders"]
+SPEECH_ENCODER_MODEL = shipped.SHIPPED_MODELS["speech-encoders"]
 PAPER_MODEL = shipped.SHIPPED_MODELS["fusion-paper"]
+PAPER_SPEECH_MODEL = shipped.SHIPPED_MODELS["speech-paper"]
 INSTALL = 'pip install "emofusion[encoders]"'
 
 needs_encoders = pytest.mark.skipif(not extra.available(), reason=f"needs the encoders extra: {INSTALL}")
@@ -70,13 +74,28 @@ def test_without_the_extra_the_default_falls_back_to_the_papers_model_saying_so_
     assert "encoders extra is not installed" in lines[0] and INSTALL in lines[0] and "M-CBLA-BLR" in lines[0]
 
 
+def test_speech_is_s_wt2_with_the_extra_and_the_papers_s_cbla_without_saying_so_once(probe, caplog):
+    probe(True)
+    with caplog.at_level(logging.INFO, logger="emofusion"):
+        assert shipped.shipped_model_path("speech") == SPEECH_ENCODER_MODEL
+    assert said(caplog) == []
+    probe(False)
+    with caplog.at_level(logging.WARNING, logger="emofusion"):
+        assert shipped.shipped_model_path("speech") == PAPER_SPEECH_MODEL
+        assert EmotionRecognizer.load("speech").name == "S-CBLA"
+    lines = said(caplog)
+    assert len(lines) == 1 and "S-CBLA" in lines[0] and "S-WT2" in lines[0] and INSTALL in lines[0], lines
+    # the folder every install can run, which other modules read as the speech model
+    assert shipped.SHIPPED_MODELS["speech"] == PAPER_SPEECH_MODEL
+
+
 def test_named_shipped_models_are_what_they_name_whatever_the_extra(probe, caplog):
     probe(False)
     with caplog.at_level(logging.WARNING, logger="emofusion"):
         assert shipped.shipped_model_path("fusion-paper") == PAPER_MODEL
-        assert shipped.shipped_model_path("speech") == shipped.SHIPPED_MODELS["speech"]
+        assert shipped.shipped_model_path("speech-paper") == PAPER_SPEECH_MODEL
         assert EmotionRecognizer.load("fusion-paper").name == "M-CBLA-BLR"
-        assert EmotionRecognizer.load("speech").name == "S-CBLA"
+        assert EmotionRecognizer.load("speech-paper").name == "S-CBLA"
     assert said(caplog) == []  # nothing falls back: they were asked for by name
     assert shipped.shipped_model_path("runs/m1") == Path("runs/m1")  # anything else is a path
 
@@ -87,7 +106,9 @@ def test_asking_for_the_encoder_model_without_the_extra_names_the_install_comman
         EmotionRecognizer.load("fusion-encoders")
     assert main(["predict", str(EXAMPLES / "sad.flac"), "--text", SENTENCE, "--model", "fusion-encoders"]) == 2
     err = capsys.readouterr().err
-    assert INSTALL in err and "M-WT-ST" in err and "Traceback" not in err
+    assert INSTALL in err and "M-WT2-ST" in err and "Traceback" not in err
+    with pytest.raises(MissingExtraError, match=r'pip install "emofusion\[encoders\]"'):
+        EmotionRecognizer.load("speech-encoders")
 
 
 def test_the_onnx_backends_default_is_the_papers_model_whatever_the_extra(probe, caplog):
@@ -111,6 +132,7 @@ def test_ray_workers_load_the_model_the_default_resolves_to(probe):
     assert _shared_model("speech", "torch") == (shipped.SHIPPED_MODELS["speech"], "torch")
     probe(True)
     assert _shared_model(None, "torch") == (ENCODER_MODEL, "torch")
+    assert _shared_model("speech", "torch") == (SPEECH_ENCODER_MODEL, "torch")
     assert _shared_model("fusion-paper", None) == (PAPER_MODEL, None)
 
 
@@ -140,20 +162,20 @@ def test_serve_resolves_the_default_once_and_hands_its_workers_that_folder(probe
     assert INSTALL in capsys.readouterr().err
 
 
-# ---------------------------------------------------------------- with the extra: M-WT-ST runs
+# ---------------------------------------------------------------- with the extra: M-WT2-ST and S-WT2 run
 
 
 @needs_encoders
-def test_with_the_extra_predict_and_serve_use_m_wt_st_unless_told_otherwise(probe, serve_captured, capsys):
+def test_with_the_extra_predict_and_serve_use_m_wt2_st_unless_told_otherwise(probe, serve_captured, capsys):
     probe(True)
     args = ["predict", str(EXAMPLES / "angry.flac"), "--json"]
-    for model, name in ((None, "M-WT-ST"), ("fusion-encoders", "M-WT-ST"), ("fusion-paper", "M-CBLA-BLR"),
-                        ("speech", "S-CBLA")):
-        text = ["--text", SENTENCE] if model != "speech" else []
+    for model, name in ((None, "M-WT2-ST"), ("fusion-encoders", "M-WT2-ST"), ("fusion-paper", "M-CBLA-BLR"),
+                        ("speech", "S-WT2"), ("speech-paper", "S-CBLA")):
+        text = ["--text", SENTENCE] if not (model or "").startswith("speech") else []
         assert main(args + text + (["--model", model] if model else [])) == 0
         assert json.loads(capsys.readouterr().out)["model"] == name
     assert main(["serve"]) == 0
-    assert serve_captured["recognizer"].name == "M-WT-ST"
+    assert serve_captured["recognizer"].name == "M-WT2-ST"
     assert serve_captured["settings"]["model_dir"] == str(ENCODER_MODEL)
     assert main(["serve", "--model", "fusion-paper"]) == 0
     assert serve_captured["recognizer"].name == "M-CBLA-BLR"
@@ -164,45 +186,95 @@ def test_with_the_extra_predict_and_serve_use_m_wt_st_unless_told_otherwise(prob
 def test_the_default_encoder_model_predicts_the_bundled_examples(probe, name, label):
     probe(True)
     recognizer = EmotionRecognizer.load()
-    assert recognizer.name == "M-WT-ST"
+    assert recognizer.name == "M-WT2-ST"
     # In its training data too: packaging and wiring, not accuracy.
     p = recognizer.predict(EXAMPLES / f"{name}.flac", SENTENCE)
     assert p.label == label and p.transcript == SENTENCE and p.windows == 1  # Whisper: one window up to 30 s
     assert sum(p.probabilities.values()) == pytest.approx(1.0)
+    speech = EmotionRecognizer.load("speech").predict(EXAMPLES / f"{name}.flac")
+    assert speech.label == label and speech.transcript is None and speech.confident is not None  # calibrated
 
 
-# ---------------------------------------------------------------- the shipped M-WT-ST
+# ---------------------------------------------------------------- the shipped M-WT2-ST and S-WT2
+
+CLIPS = 560 + 1600  # ravdess4 + tess4
 
 
-def test_shipped_encoder_model_is_m_wt_st_stored_small_without_the_encoders():
-    meta = json.loads((ENCODER_MODEL / "model.json").read_text())
-    assert meta["name"] == "M-WT-ST" and meta["labels"] == ["ang", "exc", "neu", "sad"]
-    assert meta["pipeline"]["speech_kind"] == "whisper" and meta["pipeline"]["text_kind"] == "sentence"
-    assert {p.name for p in ENCODER_MODEL.iterdir()} == {"model.json", "model.safetensors"}
-    weights = ENCODER_MODEL / "model.safetensors"
+@pytest.mark.parametrize("folder, name, speech_kind, text_kind", [
+    (ENCODER_MODEL, "M-WT2-ST", "wt2", "st"), (SPEECH_ENCODER_MODEL, "S-WT2", "wt2", None)])
+def test_shipped_encoder_models_are_stored_small_without_the_encoders(folder, name, speech_kind, text_kind):
+    meta = json.loads((folder / "model.json").read_text())
+    assert meta["name"] == name and meta["labels"] == ["ang", "exc", "neu", "sad"]
+    assert meta["pipeline"]["speech_kind"] == speech_kind
+    assert (meta["pipeline"]["text_kind"] if "text" in meta["pipeline"]["modalities"] else None) == text_kind
+    assert meta["pipeline"]["speech_encoder"]["layer"] == 3 and meta["pipeline"]["speech_encoder"]["norm"] == "utt"
+    assert {p.name for p in folder.iterdir()} == {"model.json", "model.safetensors"}
+    weights = folder / "model.safetensors"
     with safe_open(str(weights), "pt") as f:
         assert {str(f.get_slice(k).get_dtype()) for k in f.keys()} <= {"F16", "I64"}
-    # The fusion DNN only: Whisper tiny (~75 MB) and MiniLM (~90 MB) come from the extra's packages.
+    # The heads only: Whisper tiny.en (~75 MB) and MiniLM (~90 MB) come from the extra's packages.
     assert weights.stat().st_size < 10_000_000
 
 
-def test_shipped_encoder_model_records_its_provenance_and_a_held_out_check_per_seed():
-    from emofusion.models import MODEL_SPECS
+def assert_seeds_summarised(block: dict, n: int) -> None:
+    """Each seed's figures recomputed from its own counts and probability bins, and the recorded
+    mean and sample std those of the per-seed figures."""
+    from emofusion.evaluation.metrics import ProbabilityScores
 
-    meta = json.loads((ENCODER_MODEL / "model.json").read_text())
-    prov = meta["provenance"]
-    assert prov["command"].startswith("python recipes/shipped/build.py --model M-WT-ST")
-    assert "RAVDESS" in prov["data"]["speech"] and "MELD train" in prov["data"]["text"]
-    assert meta["n_train"] == 2240  # all 560 clips x 4 MELD train texts: the shipped model, not a fold's
-    held_out = prov["held_out_evaluation"]
-    assert held_out["seeds"] == [0, 1, 2] and held_out["n"] == 112  # paired4 session 5: actors 17-20
-    assert "Whisper tiny.en frames of the recording's real length" in held_out["scoring"]
-    per_seed = [held_out["per_seed"][str(s)] for s in held_out["seeds"]]
-    assert all(m["n"] == 112 for m in per_seed)
+    per_seed = [block["per_seed"][str(s)] for s in block["seeds"]]
+    for m in per_seed:
+        counts = np.asarray(m["counts"], dtype=float)
+        assert counts.sum() == m["n"] == n
+        assert m["ua"] == pytest.approx(np.mean(np.diag(counts) / counts.sum(axis=1)))
+        assert m["wa"] == pytest.approx(np.trace(counts) / counts.sum())
+        scores = ProbabilityScores.from_json(m["probability"])
+        assert scores.n == n and m["probability"]["ece"] == pytest.approx(scores.ece)
     for key in ("wa", "ua"):
         values = [m[key] for m in per_seed]
-        assert held_out[key]["mean"] == pytest.approx(np.mean(values))
-        assert held_out[key]["std"] == pytest.approx(np.std(values, ddof=1))
-    assert 0.25 < held_out["ua"]["mean"] <= 1.0
-    assert meta["head_config"] == MODEL_SPECS["M-WT-ST"].head.to_dict()  # trained with the registry's head
+        assert block[key]["mean"] == pytest.approx(np.mean(values))
+        assert block[key]["std"] == pytest.approx(np.std(values, ddof=1) if len(values) > 1 else 0.0)
+    for key in ("ece", "nll", "brier"):
+        values = [m["probability"][key] for m in per_seed]
+        assert block[key]["mean"] == pytest.approx(np.mean(values))
+    assert 0.25 < block["ua"]["mean"] <= 1.0
+
+
+@pytest.mark.parametrize("folder, name, reads_text", [(ENCODER_MODEL, "M-WT2-ST", True), (SPEECH_ENCODER_MODEL, "S-WT2", False)])
+def test_shipped_encoder_models_record_recipe_calibration_and_held_out_checks(folder, name, reads_text):
+    from emofusion.models import MODEL_SPECS
+
+    meta = json.loads((folder / "model.json").read_text())
+    prov = meta["provenance"]
+    assert prov["command"].startswith(f"python recipes/shipped/build.py --model {name}")
+    assert "RAVDESS" in prov["data"]["speech"] and "TESS" in prov["data"]["speech"]
+    assert prov["data"]["corpora"] == ["ravdess4", "tess4"]
+    assert ("MELD train" in prov["data"].get("text", "")) == reads_text
+    recipe = prov["recipe"]
+    assert recipe["balance"]["choice"] == meta["train_config"]["balance"] == "auto"
+    assert recipe["augmentation"]["choice"] == meta["train_config"]["augment"]
+    assert "CHOSEN: encoder=whisper-tiny.en layer=3 norm=utt" in recipe["speech_encoder"]["source"]
+    # Calibrated on held-out RAVDESS actors; the model trained on every other row.
+    calibration = meta["calibration"]
+    held = calibration["fitted_on"]["speakers"]
+    assert held and all(s.startswith("ravdess4/actor") for s in held) and calibration["temperature"] > 0
+    per_clip = recipe.get("texts_per_clip", 1)
+    assert meta["n_train"] + calibration["fitted_on"]["n"] == CLIPS * per_clip
+    assert calibration["fitted_on"]["n"] == 28 * len(held) * per_clip  # 28 ravdess4 clips per actor
+    # held-out speakers: RAVDESS session 5, 3 seeds
+    held_out = prov["held_out_evaluation"]
+    assert held_out["seeds"] == [0, 1, 2] and held_out["n"] == 112
+    assert "whisper-tiny.en layer 3, norm utt frames of the recording's real length" in held_out["scoring"]
+    assert_seeds_summarised(held_out, 112)
+    # corpora never trained on: both directions, and per seed the mean of the two
+    loco = prov["corpus_never_trained_on"]
+    assert set(loco["directions"]) == {"ravdess4->tess4", "tess4->ravdess4"}
+    assert_seeds_summarised(loco["directions"]["ravdess4->tess4"], 1600)
+    assert_seeds_summarised(loco["directions"]["tess4->ravdess4"], 560)
+    for seed, mean in loco["mean"]["per_seed"].items():
+        directions = [d["per_seed"][seed] for d in loco["directions"].values()]
+        assert mean["ua"] == pytest.approx(np.mean([d["ua"] for d in directions]))
+        assert mean["ece"] == pytest.approx(np.mean([d["probability"]["ece"] for d in directions]))
+    assert loco["mean"]["ua"]["mean"] == pytest.approx(np.mean([m["ua"] for m in loco["mean"]["per_seed"].values()]))
+    assert "none (temperature 1)" in loco["directions"]["tess4->ravdess4"]["calibration"]  # two speakers: none held out
+    assert meta["head_config"] == MODEL_SPECS[name].head.to_dict()  # trained with the registry's head
     assert len(meta["history"]) == meta["train_config"]["epochs"]

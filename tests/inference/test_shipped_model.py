@@ -67,15 +67,16 @@ def test_bundled_examples_get_their_labels(shipped, name, label):
     assert sum(p.probabilities.values()) == pytest.approx(1.0)
 
 
-# ---------------------------------------------------------------- the speech-only model (--model speech)
+# ---------------------------------------------------------------- the paper's speech-only model
+# (--model speech-paper; what --model speech runs without the encoders extra)
 
 from emofusion.inference.recognizer import SHIPPED_MODELS  # noqa: E402
 
-SPEECH_MODEL = SHIPPED_MODELS["speech"]
+SPEECH_MODEL = SHIPPED_MODELS["speech-paper"]
 
 
 def test_shipped_speech_model_is_s_cbla_stored_small():
-    speech = EmotionRecognizer.load("speech")
+    speech = EmotionRecognizer.load("speech-paper")
     assert speech.name == "S-CBLA" and speech.modalities == {"speech"}
     assert speech.labels == EmotionRecognizer.load("fusion").labels  # so it can stand in for wordless segments
     weights = SPEECH_MODEL / "model.safetensors"
@@ -97,5 +98,5 @@ def test_shipped_speech_model_records_a_held_out_check_over_three_seeds():
 @pytest.mark.parametrize("name, label", [("angry", "ang"), ("happy", "exc"), ("neutral", "neu"), ("sad", "sad")])
 def test_speech_model_predicts_the_bundled_examples_from_sound_alone(name, label):
     # In its training data too: packaging and wiring, not accuracy.
-    p = EmotionRecognizer.load("speech").predict(EXAMPLES / f"{name}.flac")
+    p = EmotionRecognizer.load("speech-paper").predict(EXAMPLES / f"{name}.flac")
     assert p.label == label and p.transcript is None
