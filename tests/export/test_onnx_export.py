@@ -276,5 +276,5 @@ def test_exporting_the_shipped_encoder_default_is_refused_clearly_and_writes_not
     out = tmp_path / "m-wt-st.onnx"
     assert main(["export", str(SHIPPED_MODELS["fusion-encoders"]), "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "M-WT-ST reads features of pretrained encoders" in err and "Table-1 models" in err
+    assert "M-WT2-ST reads features of pretrained encoders" in err and "Table-1 models" in err
     assert "Traceback" not in err and not out.exists()

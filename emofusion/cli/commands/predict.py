@@ -26,9 +26,10 @@ def register(subparsers) -> None:
     p.add_argument("--text", default=None,
                    help="the transcript of the audio file (default: transcribed, with the asr extra)")
     p.add_argument("--model", default=None,
-                   help="'fusion' (default: the shipped M-WT-ST with the encoders extra, else M-CBLA-BLR), "
-                        "'fusion-encoders' (M-WT-ST), 'fusion-paper' (M-CBLA-BLR), 'speech' (the shipped S-CBLA: "
-                        "no transcript), a run folder or an exported .onnx file")
+                   help="'fusion' (default: the shipped M-WT2-ST with the encoders extra, else M-CBLA-BLR), "
+                        "'fusion-encoders' (M-WT2-ST), 'fusion-paper' (M-CBLA-BLR), 'speech' (no transcript: the "
+                        "shipped S-WT2 with the extra, else S-CBLA), 'speech-encoders' (S-WT2), 'speech-paper' "
+                        "(S-CBLA), a run folder or an exported .onnx file")
     p.add_argument("--timeline", action="store_true",
                    help="split the recording into utterances, each with its time, words and emotion")
     p.add_argument("--speakers", type=int, default=None, metavar="N",
