@@ -64,6 +64,14 @@ def holdout_speakers(rows: list[Utterance], fraction: float, seed: int) -> list[
     return sorted(chosen)
 
 
+def can_hold_out(rows: list[Utterance]) -> bool:
+    """Whether some corpus of ``rows`` has enough speakers to hold some out for calibration."""
+    by_corpus: dict[str, set[str]] = {}
+    for u in rows:
+        by_corpus.setdefault(u.corpus, set()).add(speaker_key(u))
+    return any(len(s) >= MIN_SPEAKERS_TO_HOLD_OUT for s in by_corpus.values())
+
+
 def split_for_calibration(rows: list[Utterance], fraction: float, seed: int) -> tuple[list[Utterance], list[Utterance], list[str]]:
     """(rows to train on, held-out rows to calibrate on, the held-out speakers)."""
     held = set(holdout_speakers(rows, fraction, seed))

@@ -8,8 +8,9 @@ its speaker-overlap check and its scoring mean the same thing in both.
 
 from __future__ import annotations
 
+
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -18,7 +19,9 @@ from emofusion.errors import ConfigError
 from emofusion.evaluation.metrics import Metrics, pool
 from emofusion.evaluation.protocols import Fold, make_folds
 from emofusion.evaluation.results import RunResult
-from emofusion.experiments.calibrate import calibrate_run, describe, split_for_calibration
+from emofusion.experiments.calibrate import (
+    MIN_SPEAKERS_TO_HOLD_OUT, calibrate_run, can_hold_out, describe, split_for_calibration,
+)
 from emofusion.experiments.scoring import score
 from emofusion.features.acoustic import AcousticConfig
 from emofusion.features.cache import FeatureCache
@@ -135,8 +138,17 @@ def run_folds(
         if warning:
             print(warning, file=sys.stderr, flush=True)
         out_dir = run_dir(fold)
+        fold_config = config
+        if config.calibrate and not can_hold_out(fold.train):
+            # A fold trained on one small corpus (leave-one-corpus-out with TESS's two speakers) has
+            # no speakers to spare: holding one of two out would halve what the model learns. The
+            # fold trains uncalibrated and says so; the other folds are still calibrated.
+            print(f"warning: {name}, protocol {protocol}, test {fold.name}: no training corpus has "
+                  f"{MIN_SPEAKERS_TO_HOLD_OUT} or more speakers to hold out, so this fold is not calibrated "
+                  f"(raw softmax)", file=sys.stderr, flush=True)
+            fold_config = replace(config, calibrate=False)
         trained = train_model(
-            name, fold.train, labels=labels, out_dir=out_dir, config=config, cache=cache, seed=seed,
+            name, fold.train, labels=labels, out_dir=out_dir, config=fold_config, cache=cache, seed=seed,
             device=device, progress=progress, provenance=provenance, overwrite=overwrite,
         )
         metrics, _ = score(trained, fold.test, cache=cache, progress=False)

@@ -163,3 +163,22 @@ def test_evaluate_names_the_row_of_a_label_the_model_does_not_know(two, tmp_path
     assert main(["evaluate", str(run), "--manifest", str(odd)]) == 2
     err = capsys.readouterr().err
     assert f"odd.csv:3 (id '{rows[1].id}'): label 'fru' is not one of ['ang', 'exc', 'neu', 'sad']" in err
+
+
+def test_loco_calibrate_leaves_a_fold_without_spare_speakers_uncalibrated_and_says_so(two, tmp_path, capsys):
+    # "duo": beta's clips as a corpus of two speakers (TESS's case): the fold trained on it cannot hold
+    # a speaker out for calibration; the fold trained on alpha (4 speakers) can. Before, the whole
+    # run stopped with an error at the first such fold.
+    duo = two["root"] / "duo.csv"
+    write_manifest([dataclasses.replace(u, speaker=f"v{u.session}", corpus="duo") for u in read_manifest(two["beta"])], duo)
+    run = tmp_path / "loco-cal"
+    args = ["train", "--model", "S-DNN", "--protocol", "loco", "--calibrate", "--out", str(run), *_common(two, "alpha")]
+    args[args.index("--manifest") + 1 : args.index("--manifest") + 2] = [str(two["alpha"]), str(duo)]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "test alpha: no training corpus has 3 or more speakers to hold out, so this fold is not calibrated" in err
+    trained_on_duo = json.loads((run / "test-alpha" / "model.json").read_text())
+    trained_on_alpha = json.loads((run / "test-duo" / "model.json").read_text())
+    assert "calibration" not in trained_on_duo
+    held = trained_on_alpha["calibration"]["fitted_on"]["speakers"]
+    assert held and all(s.startswith("alpha/") for s in held)
