@@ -10,6 +10,7 @@ from pathlib import Path
 from emofusion.corpora.manifest import label_gap_warning, read_manifests
 from emofusion.experiments.runner import ExperimentConfig
 from emofusion.features.acoustic import AcousticConfig
+from emofusion.features.augment import AUGMENT_CONFIGS
 from emofusion.features.cache import FeatureCache
 from emofusion.features.pipeline import MAX_FRAMES_LIMIT
 from emofusion.features.vocabulary import TextConfig
@@ -78,6 +79,12 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
                         help="auto (default): with two corpora or more, every corpus and every class within it "
                              "gets an equal share of each epoch (one corpus: a plain shuffle); corpus_class: "
                              "always; none: never")
+    parser.add_argument("--augment", choices=sorted(AUGMENT_CONFIGS), default=defaults.augment,
+                        help="waveform augmentation while training (default: none): noise and babble at 0-20 dB "
+                             "SNR, reverberation, telephone band, gain, speed (emofusion.features.augment); "
+                             "docs/results/augmentation.md measures what it does")
+    parser.add_argument("--augment-views", type=positive_int, default=defaults.augment_views,
+                        help="augmented copies encoded per clip for the frozen-encoder models (default %(default)s)")
     parser.add_argument("--overwrite", action="store_true",
                         help="train over a different run already in the output folder (refused otherwise)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -106,7 +113,7 @@ def experiment_config(args: argparse.Namespace) -> ExperimentConfig:
         acoustic=AcousticConfig(max_frames=args.max_frames),
         text=TextConfig(vectors=args.vectors),
         train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, precision=args.precision,
-                          balance=args.balance),
+                          balance=args.balance, augment=args.augment, augment_views=args.augment_views),
         calibrate=getattr(args, "calibrate", False),
     )
 

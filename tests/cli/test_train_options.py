@@ -49,6 +49,20 @@ def test_fp32_is_an_alias_of_precision_fp32_and_auto_is_the_default():
         parser.parse_args([*base, "--fp32", "--precision", "bf16"])
 
 
+def test_train_augment_trains_with_the_named_augmentation_and_records_it(tiny, tmp_path, capsys):
+    parser = build_parser()
+    base = ["train", "--model", "S-CNN", "--manifest", "m.csv", "--out", "r"]
+    assert parser.parse_args(base).augment is None  # off unless asked for
+    with pytest.raises(SystemExit):
+        parser.parse_args([*base, "--augment", "loud"])
+    assert "invalid choice: 'loud'" in capsys.readouterr().err
+    run = tmp_path / "aug"
+    assert main(["train", "--model", "S-DNN", "--out", str(run), "--fp32", "--epochs", "1", "--augment", "light",
+                 *_common(tiny)]) == 0
+    meta = json.loads((run / "model.json").read_text())
+    assert meta["train_config"]["augment"] == "light" and meta["augmentation"]["name"] == "light"
+
+
 def test_retraining_into_a_folder_with_another_configuration_needs_overwrite(tiny, tmp_path, capsys):
     run = tmp_path / "run"
     args = ["train", "--model", "S-DNN", "--out", str(run), "--fp32", *_common(tiny)]
