@@ -316,7 +316,7 @@ def main(argv: list[str] | None = None) -> None:
             **summary,
         },
         **({"corpus_never_trained_on": {
-            "protocol": "leave one corpus out: the recipe trained on one corpus only (all its speakers) and scored on "
+            "protocol": "leave one corpus out: the recipe trained on one corpus only (all its speakers but those held out for calibration) and scored on "
                         "every clip of the other" + (" (text: one MELD dev text per clip, none also in MELD train)"
                                                     if reads_text else ""),
             "scoring": _scoring(final.pipeline),
