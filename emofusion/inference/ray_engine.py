@@ -13,6 +13,8 @@ down afterwards; it starts no dashboard and sends no usage statistics.
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import logging
 import os
@@ -100,11 +102,7 @@ class _ChunkPredictor:
         for chunk in batch["items"]:
             out = []
             for prediction, error in predict_chunk(self.recognizer, [Item(*i) for i in json.loads(chunk)]):
-                out.append({"error": error} if prediction is None else
-                           {"label": prediction.label, "probabilities": prediction.probabilities,
-                            "confident": prediction.confident,
-                            "modalities": list(prediction.modalities), "windows": prediction.windows,
-                            "transcript": prediction.transcript, "transcribed": prediction.transcribed})
+                out.append({"error": error} if prediction is None else _fields(prediction))
             results.append(json.dumps(out))
         return {"chunk": batch["chunk"], "results": results}
 
@@ -121,9 +119,15 @@ def _shared_model(model, backend) -> tuple[Path, str | None]:
     return path, backend
 
 
+def _fields(prediction: Prediction) -> dict:
+    """Every field of a prediction but its timings, as JSON: a field added to `Prediction` (as
+    ``confident`` and ``text_used`` were) reaches the CSV from the workers without an edit here."""
+    data = dataclasses.asdict(prediction)
+    del data["timings_ms"]
+    return data
+
+
 def _result(data: dict) -> Result:
     if "error" in data:
         return None, data["error"]
-    return Prediction(data["label"], data["probabilities"], tuple(data["modalities"]), data["windows"],
-                      transcript=data.get("transcript"), transcribed=bool(data.get("transcribed")),
-                      confident=data.get("confident")), None
+    return Prediction(**{**data, "modalities": tuple(data["modalities"])}), None
