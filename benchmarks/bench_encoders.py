@@ -8,7 +8,7 @@
 2. ``EmotionRecognizer.predict`` on a 3-s WAV (bytes) with its transcript: decode + features + model,
    p50/p95 over ``--calls`` calls, for the default without the encoders extra (the shipped
    M-CBLA-BLR, ``load("fusion-paper")``; 12-16 ms on a quiet machine) and the default with it (the
-   shipped M-WT-ST, ``load("fusion-encoders")``: decode, Whisper frames, MiniLM vector, fusion DNN),
+   shipped M-WT2-ST, ``load("fusion-encoders")``: decode, Whisper frames, MiniLM vector, fusion DNN),
    or another run folder (``--model-new``). Target for the new default: p50 <= 60 ms on 2 cores.
 
 Run on a quiet machine; under load, read the ratios, which are measured in the same run, and the
@@ -108,7 +108,8 @@ def main() -> int:
         new = EmotionRecognizer.load(args.model_new)
         rows.append((f"{new.name} ({args.model_new.name})", new))
     elif (SHIPPED_MODELS["fusion-encoders"] / "model.json").is_file():
-        rows.append(("M-WT-ST (default with extra)", EmotionRecognizer.load("fusion-encoders")))
+        rec = EmotionRecognizer.load("fusion-encoders")
+        rows.append((f"{rec.name} (default with extra)", rec))
     else:  # same cost, meaningless predictions
         rows.append(("M-WT-ST (untrained weights)", untrained_encoder_model()))
     print(f"\npredict, 3-s WAV bytes + transcript, {args.calls} calls, torch {args.threads} threads:")

@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"model folders or shipped names ({', '.join(SHIPPED_NAMES)}) to score as they are")
     parser.add_argument("--recipe", nargs="+", default=None,
                         help="recipe models to train on sessions 1-4 (or reuse) and score (default: the shipped "
-                             "default's and S-CBLA, when no --model is given)")
+                             "default's and the shipped speech model's, when no --model is given)")
     parser.add_argument("--augment", default=None, help="train the recipes with this augmentation (TrainConfig.augment)")
     parser.add_argument("--epochs", type=int, default=None, help="recipe epochs (default: TrainConfig's, as build.py)")
     parser.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
@@ -163,20 +163,21 @@ def main(argv: list[str] | None = None) -> None:
     if not (args.shared / "bench" / "ravdess4.csv").is_file():
         raise SystemExit(f"{args.shared}: no bench/ravdess4.csv (the shared data is needed)")
 
-    default_recipe = "M-WT-ST" if extra.available() else "M-CBLA-BLR"  # what the shipped "fusion" is here
+    # What the shipped "fusion" and "speech" are here (emofusion.inference.shipped).
+    default_recipe, speech_recipe = ("M-WT2-ST", "S-WT2") if extra.available() else ("M-CBLA-BLR", "S-CBLA")
     targets: list[tuple[str, Path, str | None]] = []  # (label, folder, role)
     for name in args.model or []:
         folder = shipped_model_path(name) if name in SHIPPED_NAMES else Path(name)
         role = "default" if name == "fusion" else "speech" if name == "speech" else None
         targets.append((f"model {name} ({folder})", folder, role))
-    recipes = args.recipe if args.recipe is not None else ([] if args.model else [default_recipe, "S-CBLA"])
+    recipes = args.recipe if args.recipe is not None else ([] if args.model else [default_recipe, speech_recipe])
     for name in recipes:
         name = name.upper()
         print(f"recipe {name}: build.py's held-out training (sessions 1-4, seed {args.seed}"
               f"{f', augment {args.augment}' if args.augment else ''}); reused if already trained", flush=True)
         folder = train_recipe(name, args.shared, seed=args.seed, augment=args.augment, epochs=args.epochs,
                               progress=sys.stderr.isatty())
-        role = "default" if name == default_recipe else "speech" if name == "S-CBLA" else None
+        role = "default" if name == default_recipe else "speech" if name == speech_recipe else None
         targets.append((f"recipe {name}{f' + augment {args.augment}' if args.augment else ''} ({folder.relative_to(REPO)})",
                         folder, role))
 
