@@ -50,7 +50,7 @@ def test_german_speech_is_classified_from_its_sound_by_the_speech_model(fusion, 
     assert body["text_used"] is False and body["language"] is None and "language_probability" in body
 
 
-def test_english_speech_without_a_transcript_is_read(fusion):
+def test_english_speech_without_a_transcript_is_read(asr_extra, fusion):
     prediction = fusion.predict(EXAMPLES / "angry.flac")
     assert prediction.transcribed and prediction.text_used is True
     assert prediction.modalities == ("speech", "text")
