@@ -7,6 +7,7 @@ matters is that the service drives the same code path as with the shipped model.
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -126,3 +127,22 @@ def clip_request(paired_utterances) -> dict:
     """httpx keyword arguments of one good prediction request: a real recording and its transcript."""
     u = paired_utterances[1]
     return {"files": {"audio": (u.audio.name, u.audio.read_bytes(), "audio/flac")}, "data": {"text": u.text}}
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser(request):
+    """Debian's headless Chromium through playwright, with the test module's ``EXTRA_ARGS`` (a fake
+    microphone for the recording test, autoplay for the timeline's player)."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is absent (Debian package 'chromium')")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    args = CHROMIUM_ARGS + list(getattr(request.module, "EXTRA_ARGS", ()))
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
+        yield browser
+        browser.close()

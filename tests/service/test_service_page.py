@@ -7,32 +7,14 @@ fake capture device, a beeping tone) -> a WAV the server decodes -> a result.
 
 from __future__ import annotations
 
-import os
-
 import httpx
 import pytest
 from conftest import LABELS
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    # A fake microphone that plays a tone, and no permission prompt for it.
-    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-]
+# A fake microphone that plays a tone, and no permission prompt for it.
+EXTRA_ARGS = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is absent (Debian package 'chromium')")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ POST /v1/timeline answers for the same recording; a screenshot is saved in the t
 
 from __future__ import annotations
 
-import os
-
 import httpx
 import numpy as np
 import pytest
@@ -15,24 +13,10 @@ import soundfile as sf
 
 from emofusion.inference import diarization
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--autoplay-policy=no-user-gesture-required"]
+EXTRA_ARGS = ["--autoplay-policy=no-user-gesture-required"]
 COLOURS = {"ang": "#d64541", "exc": "#f2a600", "neu": "#8a94a6", "sad": "#3b6fd6"}  # app.js CLASS_COLOURS
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is absent (Debian package 'chromium')")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
