@@ -100,3 +100,16 @@ def test_speech_model_predicts_the_bundled_examples_from_sound_alone(name, label
     # In its training data too: packaging and wiring, not accuracy.
     p = EmotionRecognizer.load("speech-paper").predict(EXAMPLES / f"{name}.flac")
     assert p.label == label and p.transcript is None
+
+
+@pytest.mark.parametrize("folder", ["m-wt2-st", "s-wt2"])
+def test_encoder_defaults_record_their_noise_figures_as_the_readme_states(folder):
+    # The README's noise paragraph quotes these (bench_noise.py on the recipe's held-out seed-0 run);
+    # one home for the figures: model.json, the README must agree with it.
+    meta = json.loads((SHIPPED_MODELS["fusion-paper"].parent / folder / "model.json").read_text())
+    noise = meta["provenance"]["noise"]["conditions"]
+    assert set(noise) == {"clean", "white-10dB", "babble4-10dB", "telephone"}
+    assert all(r["n"] == 112 and 0 <= r["ua"] <= 1 for r in noise.values())  # actors 17-20
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    for condition in ("white-10dB", "babble4-10dB", "telephone"):
+        assert f"{100 * noise[condition]['ua']:.1f}" in readme, (folder, condition)
