@@ -173,7 +173,8 @@ def summarise(per_seed: dict[int, Metrics]) -> dict:
         "per_class": {c: _stats([m.per_class[c] for m in per_seed.values()]) for c in first.labels},
     }
     if all(m.probability is not None for m in per_seed.values()):
-        for key in ("ece", "nll", "brier"):
+        # ece_floor: what a perfectly calibrated model would score on this many clips (metrics.py)
+        for key in ("ece", "ece_floor", "nll", "brier"):
             summary[key] = _stats([getattr(m.probability, key) for m in per_seed.values()])
     summary["per_seed"] = {str(seed): m.to_json() for seed, m in sorted(per_seed.items())}
     return summary
@@ -283,7 +284,8 @@ def main(argv: list[str] | None = None) -> None:
                   f"ECE {m.probability.ece:.1f}", flush=True)
     summary = summarise(held_out)
     print(f"held-out over seeds {args.seeds}: UA {summary['ua']['mean']:.3f} ± {summary['ua']['std']:.3f}, "
-          f"ECE {summary['ece']['mean']:.1f} ± {summary['ece']['std']:.1f}")
+          f"ECE {summary['ece']['mean']:.1f} ± {summary['ece']['std']:.1f} "
+          f"(a calibrated model's floor at this n: {summary['ece_floor']['mean']:.1f})")
     loco_summary = None
     if not args.no_loco:
         loco_summary = summarise_directions(loco)

@@ -52,6 +52,33 @@ def test_a_top_probability_of_one_falls_in_the_last_bin():
     assert s.ece == pytest.approx(0.0)
 
 
+def test_ece_floor_of_hand_computed_bins():
+    # The four hand rows above, one per bin: each bin's |X - c| with X ~ Bernoulli(c) has mean
+    # 2c(1-c): .5 -> .5, .6 -> .48, .7 -> .42, .9 -> .18; summed 1.58 over 4 rows -> 39.5 points.
+    assert probability_scores(P, Y).ece_floor == pytest.approx(39.5)
+    # Two rows at .5 in one bin: X ~ Binomial(2, .5): |0-1| (1/4) + |1-1| (1/2) + |2-1| (1/4) = .5,
+    # over 2 rows -> 25 points; a certain bin (top probability 1) adds nothing.
+    s = probability_scores([[0.5, 0.5], [0.5, 0.5], [1.0, 0.0]], [0, 1, 0])
+    assert s.ece_floor == pytest.approx(100 * 0.5 / 3)
+
+
+def test_ece_floor_matches_a_simulated_perfectly_calibrated_model():
+    # Independent reference: draw the true class from the model's own probabilities (so it is
+    # calibrated by construction) many times and average the ECE the scorer gives.
+    rng = np.random.default_rng(0)
+    n = 112
+    logits = rng.normal(0.0, 1.5, size=(n, 4))
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    floor = probability_scores(p, p.argmax(axis=1)).ece_floor  # depends only on the confidences
+    simulated = [probability_scores(p, [rng.choice(4, p=row) for row in p]).ece for _ in range(400)]
+    # The floor treats a bin's rows as sharing its mean confidence, which overstates the spread a
+    # little; the simulation's standard error is ~0.1 points.
+    assert np.mean(simulated) == pytest.approx(floor, rel=0.08)
+    # And it shrinks like 1/sqrt(n): nine times the clips, about a third of the floor.
+    big = probability_scores(np.repeat(p, 9, axis=0), np.repeat(p.argmax(axis=1), 9)).ece_floor
+    assert big == pytest.approx(floor / 3, rel=0.15)
+
+
 def test_nll_and_brier_agree_with_sklearn():
     rng = np.random.default_rng(3)
     logits = rng.normal(size=(200, 4)) * 2
@@ -144,13 +171,15 @@ def test_the_report_shows_ece_nll_brier_beside_wa_ua_and_draws_the_diagrams(tmp_
     ece = [per_seed[s].ece for s in (0, 1)]
     nll = [per_seed[s].nll for s in (0, 1)]
     lines = report.splitlines()
-    header = lines.index("| model | WA | UA | ECE | NLL | Brier | mean top probability | ECE per test fold |")
+    header = lines.index("| model | WA | UA | ECE | ECE floor | NLL | Brier | mean top probability | ECE per test fold |")
     row = lines[header + 2]
     cells = [c.strip() for c in row.split("|")[1:-1]]
     assert cells[3] == f"{np.mean(ece):.1f} ± {np.std(ece, ddof=1):.1f}"  # seeds' pooled-fold ECE
-    assert cells[4] == f"{np.mean(nll):.3f} ± {np.std(nll, ddof=1):.3f}"
+    floor = [per_seed[s].ece_floor for s in (0, 1)]
+    assert cells[4] == f"{np.mean(floor):.1f} ± {np.std(floor, ddof=1):.1f}"
+    assert cells[5] == f"{np.mean(nll):.3f} ± {np.std(nll, ddof=1):.3f}"
     fold_ece = {f: np.mean([r.metrics.probability.ece for r in results if r.fold == f]) for f in ("1", "2")}
-    assert cells[7] == f"1 {fold_ece['1']:.1f}, 2 {fold_ece['2']:.1f}"
+    assert cells[8] == f"1 {fold_ece['1']:.1f}, 2 {fold_ece['2']:.1f}"
     assert (tmp_path / "reliability_loso_S-DNN.png").stat().st_size > 1000
     assert "![reliability_loso_S-DNN.png](reliability_loso_S-DNN.png)" in report
     saved = json.loads((tmp_path / "results.json").read_text())
