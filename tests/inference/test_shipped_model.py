@@ -95,11 +95,19 @@ def test_shipped_speech_model_records_a_held_out_check_over_three_seeds():
     assert len(meta["history"]) == meta["train_config"]["epochs"] == 20
 
 
-@pytest.mark.parametrize("name, label", [("angry", "ang"), ("happy", "exc"), ("neutral", "neu"), ("sad", "sad")])
+@pytest.mark.parametrize("name, label", [("angry", "ang"), ("neutral", "neu")])
 def test_speech_model_predicts_the_bundled_examples_from_sound_alone(name, label):
-    # In its training data too: packaging and wiring, not accuracy.
+    # Actor 01's clips, in its training data: packaging and wiring, not accuracy. (happy.flac and
+    # sad.flac are actor 02's, one of the actors held out to fit the temperature: see below.)
     p = EmotionRecognizer.load("speech-paper").predict(EXAMPLES / f"{name}.flac")
-    assert p.label == label and p.transcript is None
+    assert p.label == label and p.transcript is None and p.confident is not None  # calibrated
+
+
+def test_speech_model_calibration_actors_were_not_trained_on():
+    meta = json.loads((SPEECH_MODEL / "model.json").read_text())
+    held = set(meta["calibration"]["fitted_on"]["speakers"])
+    assert "ravdess4/actor02" in held and "ravdess4/actor01" not in held  # why the test above picks actor 01
+    assert meta["n_train"] == 2160 - 28 * len(held)  # 560 RAVDESS + 1,600 TESS clips, 28 per held-out actor
 
 
 @pytest.mark.parametrize("folder", ["m-wt2-st", "s-wt2"])
