@@ -102,6 +102,9 @@ ENCODER_MODEL_SPECS: dict[str, ModelSpec] = dict(
         encoder_model("wt2", "st"),
         encoder_model("wb", None),
         encoder_model("wb", "st"),
+        # wt2's frames pooled over the voiced ones only (docs/results/encoders/voiced.md).
+        encoder_model("wtv", None),
+        encoder_model("wtv", "st"),
     )
 )
 ENCODER_MODEL_NAMES: tuple[str, ...] = tuple(ENCODER_MODEL_SPECS)

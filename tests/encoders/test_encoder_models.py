@@ -22,12 +22,13 @@ from emofusion.training.trainer import _class_weights
 
 def test_table_1_is_unchanged_and_the_encoder_models_sit_beside_it():
     assert len(MODEL_NAMES) == 11 and "T-ST" not in MODEL_NAMES
-    assert ENCODER_MODEL_NAMES == ("T-ST", "S-WT", "M-WT-ST", "M-CBLA-ST", "S-WT2", "M-WT2-ST", "S-WB", "M-WB-ST")
+    assert ENCODER_MODEL_NAMES == ("T-ST", "S-WT", "M-WT-ST", "M-CBLA-ST", "S-WT2", "M-WT2-ST", "S-WB", "M-WB-ST",
+                                   "S-WTV", "M-WTV-ST")
     assert canonical_name("m_cbla_st") == "M-CBLA-ST" and canonical_name("m_wt2_st") == "M-WT2-ST"
-    assert [speech_feature(n) for n in ENCODER_MODEL_NAMES] == [None, "wt", "wt", "acoustic", "wt2", "wt2", "wb", "wb"]
-    assert [text_feature(n) for n in ENCODER_MODEL_NAMES] == ["st", None, "st", "st", None, "st", None, "st"]
+    assert [speech_feature(n) for n in ENCODER_MODEL_NAMES] == [None, "wt", "wt", "acoustic", "wt2", "wt2", "wb", "wb", "wtv", "wtv"]
+    assert [text_feature(n) for n in ENCODER_MODEL_NAMES] == ["st", None, "st", "st", None, "st", None, "st", None, "st"]
     assert all(MODEL_SPECS[n].balanced_loss for n in ENCODER_MODEL_NAMES)
-    expected = [{"text"}, {"speech"}, {"speech", "text"}, {"speech", "text"}] + [{"speech"}, {"speech", "text"}] * 2
+    expected = [{"text"}, {"speech"}, {"speech", "text"}, {"speech", "text"}] + [{"speech"}, {"speech", "text"}] * 3
     assert [set(MODEL_SPECS[n].modalities) for n in ENCODER_MODEL_NAMES] == expected
     assert [set(_build(n).modalities) for n in ENCODER_MODEL_NAMES] == expected
     assert not any(MODEL_SPECS[n].balanced_loss for n in MODEL_NAMES)

