@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 
 import numpy as np
@@ -43,15 +44,16 @@ def test_the_wrapper_keeps_the_rows_of_the_voiced_frames_in_order():
     assert VoicedFrames(_Counting(), 10.0, 320).frames(x)[:, 0].tolist() == [1.0]
 
 
-def test_the_entry_is_wt2_with_its_own_cache_key_and_a_picklable_loader():
+def test_the_entry_has_its_own_cache_key_and_a_picklable_loader():
     wt2, wtv = ENCODERS["wt2"], ENCODERS["wtv"]
-    assert (wtv.name, wtv.layer, wtv.norm, wtv.dim) == (wt2.name, wt2.layer, wt2.norm, wt2.dim)
-    assert wtv.cache_settings() != wt2.cache_settings()  # other frames: never one cache
+    assert (wtv.name, wtv.layer, wtv.norm, wtv.dim) == (wt2.name, registry.WTV_LAYER, "utt", wt2.dim)
+    same_layer = dataclasses.replace(wt2, layer=wtv.layer)
+    assert wtv.cache_settings() != same_layer.cache_settings()  # other frames of the same layer: never one cache
     assert wtv.settings["frames"] == f"voiced-{registry.WTV_BELOW_DB}dB"
     pickle.loads(pickle.dumps(wtv.loader))  # predict --workers sends it to worker processes
 
 
-def test_the_entry_gives_wt2s_frames_of_the_speech_only():
+def test_the_entry_gives_its_layers_frames_of_the_speech_only():
     spec = ENCODERS["wtv"]
     missing = spec.missing_packages()
     if missing:
@@ -59,7 +61,9 @@ def test_the_entry_gives_wt2s_frames_of_the_speech_only():
     t = np.arange(32000) / 16000
     x = np.zeros(32000, np.float32)
     x[8000:24000] = (0.3 * np.sin(2 * np.pi * 300 * t[8000:24000])).astype(np.float32)  # 0.5-1.5 s of a 2-s clip
+    from emofusion.features.encoders.whisper_torch import shared_torch_encoder
+
     voiced = registry.load_encoder(spec).frames(x)
-    every = registry.load_encoder(ENCODERS["wt2"]).frames(x)
+    every = shared_torch_encoder("tiny.en").frames(x, layer=spec.layer)
     assert every.shape == (100, 384) and voiced.shape == (50, 384)
     np.testing.assert_array_equal(voiced, every[25:75])  # frames 25-74 cover 0.5-1.5 s
