@@ -67,3 +67,17 @@ def test_the_entry_gives_its_layers_frames_of_the_speech_only():
     every = shared_torch_encoder("tiny.en").frames(x, layer=spec.layer)
     assert every.shape == (100, 384) and voiced.shape == (50, 384)
     np.testing.assert_array_equal(voiced, every[25:75])  # frames 25-74 cover 0.5-1.5 s
+
+
+def test_the_entry_reads_what_its_validation_chose():
+    """docs/results/encoders/voiced.md records the choice as ``CHOSEN: ... layer=... frames=voicedX``;
+    the wtv entry must read exactly that (one home for the choice: the report; the entry follows it)."""
+    import re
+    from pathlib import Path
+
+    report = Path(__file__).resolve().parents[2] / "docs" / "results" / "encoders" / "voiced.md"
+    found = re.search(r"^CHOSEN:\s*(.*)$", report.read_text(encoding="utf-8"), re.M)
+    fields = dict(re.findall(r"(\w+)=(\S+)", found.group(1)))
+    spec = ENCODERS["wtv"]
+    assert (spec.name, spec.layer, spec.norm) == (fields["encoder"], int(fields["layer"]), fields["norm"])
+    assert fields["frames"] == f"voiced{registry.WTV_BELOW_DB}" and spec.settings["frames"] == f"voiced-{registry.WTV_BELOW_DB}dB"
