@@ -80,9 +80,10 @@ def inputs(trained, frames: list[np.ndarray], texts: list[str]) -> dict[str, np.
 
 
 def torch_probabilities(trained, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    """The PyTorch model's probabilities with its calibration (the exported graph divides by T too)."""
     with torch.inference_mode():
         logits = trained.model(**{k: torch.from_numpy(v) for k, v in feeds.items()})
-    return torch.softmax(logits, dim=1).numpy()
+    return torch.softmax(logits / trained.calibration.temperature, dim=1).numpy()
 
 
 def test_export_matches_pytorch_on_real_clips_of_every_length_and_a_mixed_batch(shipped, exported):
@@ -276,5 +277,5 @@ def test_exporting_the_shipped_encoder_default_is_refused_clearly_and_writes_not
     out = tmp_path / "m-wt-st.onnx"
     assert main(["export", str(SHIPPED_MODELS["fusion-encoders"]), "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "M-WT2-ST reads features of pretrained encoders" in err and "Table-1 models" in err
+    assert "M-WTV-ST reads features of pretrained encoders" in err and "Table-1 models" in err
     assert "Traceback" not in err and not out.exists()
