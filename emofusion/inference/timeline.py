@@ -22,7 +22,7 @@ one utterance; the recording is decoded once per pass):
    probabilities averaged over the segments weighted by their duration.
 
 A segment Whisper finds no words in (a laugh, a sob, a cough) cannot be read by a model that needs
-text. It is classified from its sound alone by the shipped speech-only model (``"speech"``: S-WT2
+text. It is classified from its sound alone by the shipped speech-only model (``"speech"``: S-WTV
 with the encoders extra, else S-CBLA) when that model has the same classes; its ``model`` field
 then names it. Otherwise, and for any other
 unusable segment, the segment carries an ``error`` and no label; the rest of the timeline stands.

@@ -4,11 +4,11 @@ balanced over corpora and classes, calibrated on held-out training speakers.
 Usage (from the repository root, with ../shared/data beside it; one build at a time, niced, on a
 shared machine ``--threads 1``):
 
-    python recipes/shipped/build.py --model M-WT2-ST     # the default with the encoders extra (--model fusion)
-    python recipes/shipped/build.py --model S-WT2        # speech only with the extra (--model speech)
+    python recipes/shipped/build.py --model M-WTV-ST --augment default    # the default with the encoders extra (--model fusion)
+    python recipes/shipped/build.py --model S-WTV --augment default       # speech only with the extra (--model speech)
     python recipes/shipped/build.py --model M-CBLA-BLR --seeds 0   # the paper's fusion model (no extra)
     python recipes/shipped/build.py --model S-CBLA       # the paper's speech model (no extra)
-    python recipes/shipped/build.py --model M-WT2-ST --out runs/shipped-new/m-wt2-st   # build beside, compare, then install
+    python recipes/shipped/build.py --model M-WTV-ST --out runs/shipped-new/m-wtv-st   # build beside, compare, then install
 
 The data (issue 17 item 4):
 
@@ -87,6 +87,9 @@ DIRECTIONS = (("ravdess4", "tess4"), ("tess4", "ravdess4"))
 SCORE_CHUNK = 64
 AUGMENTATION_REPORT = "docs/results/augmentation.md"
 LAYER_REPORT = "docs/results/encoders/layers.md"
+# The validation reports whose CHOSEN line picks a speech entry's layer / norm / frames; the one that
+# matches the model's entry is its source (wtv: voiced.md; wt2: layers.md).
+CHOICE_REPORTS = ("docs/results/encoders/voiced.md", LAYER_REPORT)
 
 
 def pair_with_meld(speech: list[Utterance], meld: list[Utterance], per_clip: int, *, split: str = "train",
@@ -352,7 +355,7 @@ def _recipe(final: TrainedModel, args, reads_text: bool) -> dict:
     """Every choice of the recipe and where it comes from."""
     pipeline = final.pipeline
     spec = pipeline.speech_encoder if pipeline.uses_speech else None
-    chosen = _chosen_line()
+    chosen = _chosen_line(spec) if spec is not None else None
     return {
         "corpora": {"choice": list(CORPORA), "source": "issue 17 item 4: RAVDESS + TESS speech (+ MELD train text)"},
         "balance": {"choice": final.meta["train_config"]["balance"],
@@ -364,20 +367,28 @@ def _recipe(final: TrainedModel, args, reads_text: bool) -> dict:
                              f"{AUGMENTATION_REPORT} " + ("exists" if (REPO / AUGMENTATION_REPORT).is_file() else
                                                           "was not written when this was built")
                              + ": no validation evidence that augmentation helps transfer, so none")},
-        **({"speech_encoder": {"choice": spec.identity(), "source": chosen or f"{LAYER_REPORT} had no CHOSEN line"}}
+        **({"speech_encoder": {"choice": spec.identity(), "source": chosen or f"none of {', '.join(CHOICE_REPORTS)} chose this entry"}}
            if spec is not None else {}),
         **({"texts_per_clip": args.texts_per_clip} if reads_text else {}),
         "epochs": args.epochs,
     }
 
 
-def _chosen_line() -> str | None:
-    path = REPO / LAYER_REPORT
-    if not path.is_file():
-        return None
-    for line in path.read_text().splitlines():
-        if "CHOSEN:" in line:
-            return f"{LAYER_REPORT}: {line.strip()}"
+def _chosen_line(spec) -> str | None:
+    """``<report>: CHOSEN: ...`` of the validation report that chose ``spec`` (its encoder, layer,
+    norm and frames), or None when no report's choice is this entry."""
+    import re
+
+    frames = str(spec.settings.get("frames", "all")).replace("-", "").removesuffix("dB")  # voiced-20dB -> voiced20
+    for report in CHOICE_REPORTS:
+        path = REPO / report
+        lines = [line.strip() for line in path.read_text().splitlines() if line.startswith("CHOSEN:")] if path.is_file() else []
+        if not lines:
+            continue
+        fields = dict(re.findall(r"(\w+)=(\S+)", lines[-1]))
+        if (fields.get("encoder"), fields.get("layer"), fields.get("norm"), fields.get("frames", "all")) == (
+                spec.name, str(spec.layer), spec.norm, frames):
+            return f"{report}: {lines[-1]}"
     return None
 
 

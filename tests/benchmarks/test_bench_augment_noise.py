@@ -44,7 +44,7 @@ def test_bench_noise_flags_a_model_that_heard_the_scored_actors(shared_data, tmp
     (entry,) = report.values()
     from emofusion.inference.recognizer import EmotionRecognizer
 
-    speech_model = EmotionRecognizer.load("speech").name  # S-WT2 with the encoders extra, else S-CBLA
+    speech_model = EmotionRecognizer.load("speech").name  # S-WTV with the encoders extra, else S-CBLA
     assert entry["held_out"] is False and entry["model"] == speech_model
     assert set(entry["conditions"]) == {"clean", "telephone"}
     assert all(r["n"] == 112 for r in entry["conditions"].values())  # RAVDESS session 5: actors 17-20

@@ -1,8 +1,8 @@
-"""The default models: fusion M-WT2-ST and speech S-WT2 with the encoders extra, else the paper's
+"""The default models: fusion M-WTV-ST and speech S-WTV with the encoders extra, else the paper's
 M-CBLA-BLR and S-CBLA (said once).
 
 Which model each entry point loads (Python, `predict`, `serve`, Ray, the ONNX backends) with the
-extra's probe forced either way, and the shipped M-WT2-ST and S-WT2 themselves: small, with their
+extra's probe forced either way, and the shipped M-WTV-ST and S-WTV themselves: small, with their
 provenance, recipe, calibration and held-out checks per seed (held-out speakers, and corpora never
 trained on). Tests that run them need the extra and skip without it.
 """
@@ -74,7 +74,7 @@ def test_without_the_extra_the_default_falls_back_to_the_papers_model_saying_so_
     assert "encoders extra is not installed" in lines[0] and INSTALL in lines[0] and "M-CBLA-BLR" in lines[0]
 
 
-def test_speech_is_s_wt2_with_the_extra_and_the_papers_s_cbla_without_saying_so_once(probe, caplog):
+def test_speech_is_s_wtv_with_the_extra_and_the_papers_s_cbla_without_saying_so_once(probe, caplog):
     probe(True)
     with caplog.at_level(logging.INFO, logger="emofusion"):
         assert shipped.shipped_model_path("speech") == SPEECH_ENCODER_MODEL
@@ -84,7 +84,7 @@ def test_speech_is_s_wt2_with_the_extra_and_the_papers_s_cbla_without_saying_so_
         assert shipped.shipped_model_path("speech") == PAPER_SPEECH_MODEL
         assert EmotionRecognizer.load("speech").name == "S-CBLA"
     lines = said(caplog)
-    assert len(lines) == 1 and "S-CBLA" in lines[0] and "S-WT2" in lines[0] and INSTALL in lines[0], lines
+    assert len(lines) == 1 and "S-CBLA" in lines[0] and "S-WTV" in lines[0] and INSTALL in lines[0], lines
     # the folder every install can run, which other modules read as the speech model
     assert shipped.SHIPPED_MODELS["speech"] == PAPER_SPEECH_MODEL
 
@@ -106,7 +106,7 @@ def test_asking_for_the_encoder_model_without_the_extra_names_the_install_comman
         EmotionRecognizer.load("fusion-encoders")
     assert main(["predict", str(EXAMPLES / "sad.flac"), "--text", SENTENCE, "--model", "fusion-encoders"]) == 2
     err = capsys.readouterr().err
-    assert INSTALL in err and "M-WT2-ST" in err and "Traceback" not in err
+    assert INSTALL in err and "M-WTV-ST" in err and "Traceback" not in err
     with pytest.raises(MissingExtraError, match=r'pip install "emofusion\[encoders\]"'):
         EmotionRecognizer.load("speech-encoders")
 
@@ -162,20 +162,20 @@ def test_serve_resolves_the_default_once_and_hands_its_workers_that_folder(probe
     assert INSTALL in capsys.readouterr().err
 
 
-# ---------------------------------------------------------------- with the extra: M-WT2-ST and S-WT2 run
+# ---------------------------------------------------------------- with the extra: M-WTV-ST and S-WTV run
 
 
 @needs_encoders
-def test_with_the_extra_predict_and_serve_use_m_wt2_st_unless_told_otherwise(probe, serve_captured, capsys):
+def test_with_the_extra_predict_and_serve_use_m_wtv_st_unless_told_otherwise(probe, serve_captured, capsys):
     probe(True)
     args = ["predict", str(EXAMPLES / "angry.flac"), "--json"]
-    for model, name in ((None, "M-WT2-ST"), ("fusion-encoders", "M-WT2-ST"), ("fusion-paper", "M-CBLA-BLR"),
-                        ("speech", "S-WT2"), ("speech-paper", "S-CBLA")):
+    for model, name in ((None, "M-WTV-ST"), ("fusion-encoders", "M-WTV-ST"), ("fusion-paper", "M-CBLA-BLR"),
+                        ("speech", "S-WTV"), ("speech-paper", "S-CBLA")):
         text = ["--text", SENTENCE] if not (model or "").startswith("speech") else []
         assert main(args + text + (["--model", model] if model else [])) == 0
         assert json.loads(capsys.readouterr().out)["model"] == name
     assert main(["serve"]) == 0
-    assert serve_captured["recognizer"].name == "M-WT2-ST"
+    assert serve_captured["recognizer"].name == "M-WTV-ST"
     assert serve_captured["settings"]["model_dir"] == str(ENCODER_MODEL)
     assert main(["serve", "--model", "fusion-paper"]) == 0
     assert serve_captured["recognizer"].name == "M-CBLA-BLR"
@@ -186,7 +186,7 @@ def test_with_the_extra_predict_and_serve_use_m_wt2_st_unless_told_otherwise(pro
 def test_the_default_encoder_model_predicts_the_bundled_examples(probe, name, label):
     probe(True)
     recognizer = EmotionRecognizer.load()
-    assert recognizer.name == "M-WT2-ST"
+    assert recognizer.name == "M-WTV-ST"
     # Packaging and wiring, not accuracy: actor 01's clips are in the training data, actor 02's
     # (happy, sad) were held out to fit the calibration.
     p = recognizer.predict(EXAMPLES / f"{name}.flac", SENTENCE)
@@ -196,19 +196,20 @@ def test_the_default_encoder_model_predicts_the_bundled_examples(probe, name, la
     assert speech.label == label and speech.transcript is None and speech.confident is not None  # calibrated
 
 
-# ---------------------------------------------------------------- the shipped M-WT2-ST and S-WT2
+# ---------------------------------------------------------------- the shipped M-WTV-ST and S-WTV
 
 CLIPS = 560 + 1600  # ravdess4 + tess4
 
 
 @pytest.mark.parametrize("folder, name, speech_kind, text_kind", [
-    (ENCODER_MODEL, "M-WT2-ST", "wt2", "st"), (SPEECH_ENCODER_MODEL, "S-WT2", "wt2", None)])
+    (ENCODER_MODEL, "M-WTV-ST", "wtv", "st"), (SPEECH_ENCODER_MODEL, "S-WTV", "wtv", None)])
 def test_shipped_encoder_models_are_stored_small_without_the_encoders(folder, name, speech_kind, text_kind):
     meta = json.loads((folder / "model.json").read_text())
     assert meta["name"] == name and meta["labels"] == ["ang", "exc", "neu", "sad"]
     assert meta["pipeline"]["speech_kind"] == speech_kind
     assert (meta["pipeline"]["text_kind"] if "text" in meta["pipeline"]["modalities"] else None) == text_kind
-    assert meta["pipeline"]["speech_encoder"]["layer"] == 3 and meta["pipeline"]["speech_encoder"]["norm"] == "utt"
+    assert meta["pipeline"]["speech_encoder"]["layer"] == 2 and meta["pipeline"]["speech_encoder"]["norm"] == "utt"
+    assert meta["pipeline"]["speech_encoder"]["settings"]["frames"] == "voiced-20dB"
     assert {p.name for p in folder.iterdir()} == {"model.json", "model.safetensors"}
     weights = folder / "model.safetensors"
     with safe_open(str(weights), "pt") as f:
@@ -240,7 +241,7 @@ def assert_seeds_summarised(block: dict, n: int) -> None:
     assert 0.25 < block["ua"]["mean"] <= 1.0
 
 
-@pytest.mark.parametrize("folder, name, reads_text", [(ENCODER_MODEL, "M-WT2-ST", True), (SPEECH_ENCODER_MODEL, "S-WT2", False)])
+@pytest.mark.parametrize("folder, name, reads_text", [(ENCODER_MODEL, "M-WTV-ST", True), (SPEECH_ENCODER_MODEL, "S-WTV", False)])
 def test_shipped_encoder_models_record_recipe_calibration_and_held_out_checks(folder, name, reads_text):
     from emofusion.models import MODEL_SPECS
 
@@ -253,7 +254,7 @@ def test_shipped_encoder_models_record_recipe_calibration_and_held_out_checks(fo
     recipe = prov["recipe"]
     assert recipe["balance"]["choice"] == meta["train_config"]["balance"] == "auto"
     assert recipe["augmentation"]["choice"] == meta["train_config"]["augment"]
-    assert "CHOSEN: encoder=whisper-tiny.en layer=3 norm=utt" in recipe["speech_encoder"]["source"]
+    assert "voiced.md: CHOSEN: encoder=whisper-tiny.en layer=2 norm=utt frames=voiced20" in recipe["speech_encoder"]["source"]
     # Calibrated on held-out RAVDESS actors; the model trained on every other row.
     calibration = meta["calibration"]
     held = calibration["fitted_on"]["speakers"]
@@ -264,7 +265,7 @@ def test_shipped_encoder_models_record_recipe_calibration_and_held_out_checks(fo
     # held-out speakers: RAVDESS session 5, 3 seeds
     held_out = prov["held_out_evaluation"]
     assert held_out["seeds"] == [0, 1, 2] and held_out["n"] == 112
-    assert "whisper-tiny.en layer 3, norm utt frames of the recording's real length" in held_out["scoring"]
+    assert "whisper-tiny.en layer 2, norm utt frames of the recording's real length" in held_out["scoring"]
     assert_seeds_summarised(held_out, 112)
     # corpora never trained on: both directions, and per seed the mean of the two
     loco = prov["corpus_never_trained_on"]

@@ -81,7 +81,7 @@ def timeline_json(asr_extra, conversation):
 def test_timeline_json_has_the_documented_shape(timeline_json):
     body = timeline_json
     assert {"label", "probabilities", "segments"} <= set(body)
-    default = "M-WT2-ST" if encoders_extra.available() else "M-CBLA-BLR"  # the default fusion model
+    default = "M-WTV-ST" if encoders_extra.available() else "M-CBLA-BLR"  # the default fusion model
     assert body["model"] == default and body["transcriber"].startswith("whisper-tiny.en")
     for s in body["segments"]:
         assert set(s) == {"start", "end", "text", "label", "probabilities", "confident", "model", "error", "speaker",
@@ -184,7 +184,7 @@ def test_segments_without_words_fall_back_to_the_speech_model(asr_extra, shared_
     assert len(timeline.segments) == 2
     speech = EmotionRecognizer.load("speech")
     for s in timeline.segments:
-        assert s.model == speech.name == ("S-WT2" if encoders_extra.available() else "S-CBLA")
+        assert s.model == speech.name == ("S-WTV" if encoders_extra.available() else "S-CBLA")
         assert s.text == "" and s.error is None
         assert s.label is not None and sum(s.probabilities.values()) == pytest.approx(1.0)
 
@@ -215,7 +215,7 @@ def test_the_speech_model_needs_no_transcription(asr_extra, shared_data, tmp_pat
     from emofusion.asr import transcriber as module
 
     monkeypatch.setattr(module, "_load_cached", lambda config: (_ for _ in ()).throw(AssertionError("Whisper loaded")))
-    speech = EmotionRecognizer.load("speech")  # S-WT2 with the encoders extra, else S-CBLA
+    speech = EmotionRecognizer.load("speech")  # S-WTV with the encoders extra, else S-CBLA
     timeline = build_timeline(speech, two_clips(shared_data, tmp_path))
     assert len(timeline.segments) == 2 and all(s.text is None and s.model == speech.name for s in timeline.segments)
 

@@ -47,7 +47,7 @@ def test_a_german_segment_is_not_read_and_is_classified_from_its_sound(mixed):
     first, german, last = english_and_german(build_timeline(rec, mixed, sample_rate=RATE, **one_speaker()))
     assert "door" in first.text.lower() and "door" in last.text.lower()
     assert first.model == last.model == "M-CBLA-BLR"
-    speech = EmotionRecognizer.load("speech").name  # the shipped speech model: S-WT2 with the encoders extra
+    speech = EmotionRecognizer.load("speech").name  # the shipped speech model: S-WTV with the encoders extra
     assert german.text == "" and german.model == speech != rec.name and german.label is not None
     assert all(s.language is None for s in (first, german, last))  # tiny.en detects no language
 

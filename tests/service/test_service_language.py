@@ -38,6 +38,6 @@ def test_a_german_timeline_segment_is_classified_from_its_sound(asr_extra, fusio
     r = httpx.post(f"{fusion_server.url}/v1/timeline", timeout=120, files={"audio": ("de.wav", buffer.getvalue(), "audio/wav")})
     assert r.status_code == 200, r.text
     segments = r.json()["segments"]
-    speech_model = EmotionRecognizer.load("speech").name  # S-WT2 with the encoders extra, else S-CBLA
+    speech_model = EmotionRecognizer.load("speech").name  # S-WTV with the encoders extra, else S-CBLA
     assert segments and all(s["model"] == speech_model and s["text"] == "" and s["label"] for s in segments)
     assert all("language" in s and s["language"] is None for s in segments)  # tiny.en detects none

@@ -12,7 +12,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("export", help="export a model to ONNX", description=__doc__)
     p.add_argument("run_dir", nargs="?", type=Path, default=None,
                    help="a run folder written by `emofusion train` (default: the shipped M-CBLA-BLR, the paper's "
-                        "fusion model; the default M-WT2-ST reads pretrained-encoder features, which ONNX does not cover)")
+                        "fusion model; the default M-WTV-ST reads pretrained-encoder features, which ONNX does not cover)")
     p.add_argument("--format", choices=["onnx"], default="onnx", help="the only format: onnx")
     p.add_argument("--out", required=True, type=Path, help="the file to write, e.g. model.onnx")
     p.add_argument("--quantize", choices=["int8"], default=None,

@@ -26,9 +26,9 @@ def register(subparsers) -> None:
     p.add_argument("--text", default=None,
                    help="the transcript of the audio file (default: transcribed, with the asr extra)")
     p.add_argument("--model", default=None,
-                   help="'fusion' (default: the shipped M-WT2-ST with the encoders extra, else M-CBLA-BLR), "
-                        "'fusion-encoders' (M-WT2-ST), 'fusion-paper' (M-CBLA-BLR), 'speech' (no transcript: the "
-                        "shipped S-WT2 with the extra, else S-CBLA), 'speech-encoders' (S-WT2), 'speech-paper' "
+                   help="'fusion' (default: the shipped M-WTV-ST with the encoders extra, else M-CBLA-BLR), "
+                        "'fusion-encoders' (M-WTV-ST), 'fusion-paper' (M-CBLA-BLR), 'speech' (no transcript: the "
+                        "shipped S-WTV with the extra, else S-CBLA), 'speech-encoders' (S-WTV), 'speech-paper' "
                         "(S-CBLA), a run folder or an exported .onnx file")
     p.add_argument("--timeline", action="store_true",
                    help="split the recording into utterances, each with its time, words and emotion")

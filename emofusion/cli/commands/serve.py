@@ -17,9 +17,9 @@ def register(subparsers) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--model", default=None,
-                   help="'fusion' (default: the shipped M-WT2-ST with the encoders extra, else M-CBLA-BLR; M-CBLA-BLR "
-                        "with an onnx backend), 'fusion-encoders' (M-WT2-ST), 'fusion-paper' (M-CBLA-BLR), 'speech' "
-                        "(S-WT2 with the extra, else S-CBLA), 'speech-encoders', 'speech-paper', a run folder or an "
+                   help="'fusion' (default: the shipped M-WTV-ST with the encoders extra, else M-CBLA-BLR; M-CBLA-BLR "
+                        "with an onnx backend), 'fusion-encoders' (M-WTV-ST), 'fusion-paper' (M-CBLA-BLR), 'speech' "
+                        "(S-WTV with the extra, else S-CBLA), 'speech-encoders', 'speech-paper', a run folder or an "
                         "exported .onnx file")
     p.add_argument("--backend", choices=BACKENDS, default=None,
                    help="torch (default; onnx for a .onnx --model), onnx or onnx-int8 (onnxruntime; "
