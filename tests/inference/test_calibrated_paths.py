@@ -2,7 +2,7 @@
 (table, --json, batch CSV), ONNX (the temperature inside the graph) and Ray; a temperature of 1
 changes nothing, bit for bit.
 
-The shipped speech model, copied with a calibration block written into its model.json.
+The shipped speech model, copied without its own calibration block and with one written in.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ TEMPERATURE = 2.5
 def with_calibration(folder: Path, block: dict | None) -> Path:
     shutil.copytree(SHIPPED_MODELS["speech"], folder)
     meta = json.loads((folder / "model.json").read_text())
+    meta.pop("calibration", None)  # the shipped model's own (it is calibrated): every copy starts without
     if block is not None:
         meta["calibration"] = block
     (folder / "model.json").write_text(json.dumps(meta))
