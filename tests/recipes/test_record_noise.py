@@ -2,21 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "recipes" / "shipped" / "record_noise.py"
-
-
-@pytest.fixture(scope="module")
-def record_noise():
-    spec = importlib.util.spec_from_file_location("record_noise", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_noise_figures_land_in_provenance_and_nothing_else_changes(record_noise, tmp_path):

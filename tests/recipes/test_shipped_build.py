@@ -3,7 +3,6 @@ probabilities, every window), pairs clips with MELD texts, and summarises seeds 
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -14,17 +13,6 @@ from emofusion.evaluation.metrics import Metrics, compute_metrics
 from emofusion.features.encoders import extra
 from emofusion.inference.recognizer import EmotionRecognizer
 from emofusion.records import Utterance
-
-BUILD = Path(__file__).resolve().parents[2] / "recipes" / "shipped" / "build.py"
-
-
-@pytest.fixture(scope="module")
-def build():
-    spec = importlib.util.spec_from_file_location("shipped_build", BUILD)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_held_out_score_is_what_predict_gives_with_every_window(build, shared_data):
     rows = [u for u in read_manifest(shared_data / "bench" / "paired4.csv") if u.session == "5"][:12]
